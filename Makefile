@@ -1,0 +1,41 @@
+# The two commands in the README: `make demo` and `make test`. Everything else is what they need.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup system-deps demo test lint format bench clean
+
+setup: $(STAMP)
+
+# Reinstall when the dependency list changes; the venv keeps the project editable.
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+# Servers the integration tests start (Redis, PostgreSQL, ...): installed from Debian if missing.
+system-deps:
+	bash scripts/system-deps.sh
+
+demo: setup
+	$(PY) examples/demo.py
+
+test: setup system-deps
+	$(PY) -m pytest
+
+lint: setup
+	$(VENV)/bin/ruff check otel_sentry tests examples benchmarks
+	$(VENV)/bin/ruff format --check otel_sentry tests examples benchmarks
+	$(VENV)/bin/mypy --strict otel_sentry
+
+format: setup
+	$(VENV)/bin/ruff format otel_sentry tests examples benchmarks
+	$(VENV)/bin/ruff check --fix otel_sentry tests examples benchmarks
+
+bench: setup system-deps
+	$(PY) -m benchmarks.run
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

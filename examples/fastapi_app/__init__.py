@@ -1,0 +1,1 @@
+"""A small FastAPI service instrumented with ``otel_sentry.init()``: demo and test target."""

@@ -1,0 +1,545 @@
+"""Settings: every option, read from keyword arguments, then the environment, then defaults.
+
+Real deployments spell the same setting several ways (``SENTRY_ENV``, ``SENTRY_DSN_BACKEND``,
+``OTEL_TRACES_SAMPLER_ARG``...), so each option lists every name it answers to, most specific
+first. A bad value is a :class:`ConfigError` that names the setting, the value and the fix;
+nothing falls back to a default silently.
+
+    >>> s = resolve({"traces_sample_rate": 0.2}, {"SENTRY_ENV": "staging"})
+    >>> (s.traces_sample_rate, s.environment, s.sources["environment"])
+    (0.2, 'staging', 'env:SENTRY_ENV')
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+from urllib.parse import unquote, urlsplit
+
+from otel_sentry.release import detect_release
+
+__all__ = [
+    "EXPORT_MODES",
+    "OPTIONS",
+    "ConfigError",
+    "DsnParts",
+    "Option",
+    "Settings",
+    "parse_dsn",
+    "redact_url",
+    "resolve",
+]
+
+ExportMode = Literal["auto", "sentry", "otlp", "both", "none"]
+EXPORT_MODES: tuple[str, ...] = ("auto", "sentry", "otlp", "both", "none")
+
+
+class ConfigError(ValueError):
+    """A setting has a value we cannot use. The message names the setting and the fix."""
+
+
+@dataclass(frozen=True, slots=True)
+class DsnParts:
+    """A parsed Sentry DSN: where envelopes go and the key that authorizes them."""
+
+    scheme: str
+    public_key: str
+    host: str
+    port: int | None
+    path: str
+    project_id: str
+    org_id: str | None
+
+    @property
+    def origin(self) -> str:
+        netloc = self.host if self.port is None else f"{self.host}:{self.port}"
+        return f"{self.scheme}://{netloc}"
+
+    @property
+    def envelope_url(self) -> str:
+        return f"{self.origin}{self.path}api/{self.project_id}/envelope/"
+
+    @property
+    def otlp_traces_url(self) -> str:
+        return f"{self.origin}{self.path}api/{self.project_id}/integration/otlp/v1/traces"
+
+
+def parse_dsn(value: str) -> DsnParts:
+    """Parse ``{scheme}://{public_key}@{host}[:port]/{path/}{project_id}``; ValueError says why."""
+    parts = urlsplit(value.strip())
+    if parts.scheme not in ("http", "https"):
+        raise ValueError("it must start with https:// (or http:// for a local ingest)")
+    if not parts.hostname:
+        raise ValueError("it has no host")
+    if not parts.username:
+        raise ValueError("it has no public key before the '@'")
+    try:
+        port = parts.port
+    except ValueError as exc:
+        raise ValueError("its port is not a number") from exc
+    head, _, project = parts.path.rstrip("/").rpartition("/")
+    if not project.isdigit():
+        raise ValueError("it does not end with a numeric project id (…/12345)")
+    org = parts.hostname.split(".", 1)[0]
+    org_id = org[1:] if org.startswith("o") and org[1:].isdigit() else None
+    return DsnParts(
+        scheme=parts.scheme,
+        public_key=unquote(parts.username),
+        host=parts.hostname,
+        port=port,
+        path=head + "/",
+        project_id=project,
+        org_id=org_id,
+    )
+
+
+# --- value parsers: each takes the raw value and returns the typed one or raises ValueError ----
+
+_TRUE = {"1", "true", "yes", "on", "y", "t"}
+_FALSE = {"0", "false", "no", "off", "n", "f", ""}
+
+
+def _bool(raw: object) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    text = str(raw).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ValueError("expected true or false")
+
+
+def _rate(raw: object) -> float:
+    if isinstance(raw, bool):
+        raise ValueError("expected a number between 0 and 1, not a boolean")
+    try:
+        rate = float(raw)  # type: ignore[arg-type]
+    except (TypeError, ValueError) as exc:
+        raise ValueError("expected a number between 0 and 1 (e.g. 0.1)") from exc
+    if not 0.0 <= rate <= 1.0:  # also rejects NaN
+        raise ValueError("a sample rate must be between 0 and 1 (e.g. 0.1)")
+    return rate
+
+
+def _optional_rate(raw: object) -> float | None:
+    return None if raw is None or raw == "" else _rate(raw)
+
+
+def _text(raw: object) -> str | None:
+    if raw is None:
+        return None
+    text = str(raw).strip()
+    return text or None
+
+
+def _dsn(raw: object) -> str | None:
+    text = _text(raw)
+    if text is None:
+        return None
+    parse_dsn(text)
+    return text
+
+
+def _export(raw: object) -> str:
+    text = str(raw).strip().lower()
+    if text not in EXPORT_MODES:
+        raise ValueError(f"expected one of {', '.join(EXPORT_MODES)}")
+    return text
+
+
+def _url(raw: object) -> str | None:
+    text = _text(raw)
+    if text is None:
+        return None
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("expected an http(s) URL such as http://127.0.0.1:4318")
+    return text
+
+
+def _names(raw: object) -> tuple[str, ...]:
+    items = [str(x) for x in raw] if isinstance(raw, (list, tuple)) else str(raw).split(",")
+    return tuple(x.strip() for x in items if x.strip())
+
+
+def _instrument(raw: object) -> bool | tuple[str, ...]:
+    if isinstance(raw, bool):
+        return raw
+    if isinstance(raw, str) and raw.strip().lower() in _TRUE | _FALSE:
+        return _bool(raw)
+    return _names(raw)
+
+
+def _rules(raw: object) -> tuple[tuple[str, float], ...]:
+    """``"/health=0, /api/v1/projects/*=1"``, a mapping or (pattern, rate) pairs -> pairs."""
+    if isinstance(raw, Mapping):
+        pairs = list(raw.items())
+    elif isinstance(raw, (list, tuple)):
+        pairs = [tuple(p) for p in raw]
+    else:
+        pairs = []
+        for chunk in str(raw).split(","):
+            if not chunk.strip():
+                continue
+            pattern, sep, rate = chunk.rpartition("=")
+            if not sep or not pattern.strip():
+                raise ValueError(f"rule {chunk.strip()!r} is not of the form <pattern>=<rate>")
+            pairs.append((pattern.strip(), rate))
+    out: list[tuple[str, float]] = []
+    for pair in pairs:
+        if len(pair) != 2:
+            raise ValueError(f"rule {pair!r} is not a (pattern, rate) pair")
+        pattern, rate = pair
+        try:
+            out.append((str(pattern), _rate(rate)))
+        except ValueError as exc:
+            raise ValueError(f"rule {pattern!r}: {exc}") from exc
+    return tuple(out)
+
+
+def _otel_sampler(environ: Mapping[str, str]) -> float | None:
+    """Map ``OTEL_TRACES_SAMPLER``/``_ARG`` onto a rate: Sentry sampling is always parent-based."""
+    name = environ.get("OTEL_TRACES_SAMPLER", "").strip().lower()
+    if not name or name == "sentry":
+        return None
+    arg = environ.get("OTEL_TRACES_SAMPLER_ARG", "").strip()
+    if name in ("always_on", "parentbased_always_on"):
+        return 1.0
+    if name in ("always_off", "parentbased_always_off"):
+        return 0.0
+    if name in ("traceidratio", "parentbased_traceidratio"):
+        try:
+            return _rate(arg or "1.0")
+        except ValueError as exc:
+            raise ConfigError(
+                f"OTEL_TRACES_SAMPLER_ARG={arg!r} is not usable: {exc}. "
+                "Fix: set OTEL_TRACES_SAMPLER_ARG to a rate in [0, 1]."
+            ) from exc
+    raise ConfigError(
+        f"OTEL_TRACES_SAMPLER={name!r} is not a sampler otel-sentry can honour. Fix: use "
+        "sentry, traceidratio or parentbased_traceidratio (with OTEL_TRACES_SAMPLER_ARG), "
+        "always_on or always_off, or set SENTRY_TRACES_SAMPLE_RATE instead."
+    )
+
+
+_EXPECT: dict[Callable[[Any], Any], str] = {
+    _bool: "true or false",
+    _rate: "a number between 0 and 1, like 0.1",
+    _optional_rate: "a number between 0 and 1, like 0.1",
+    _export: "one of " + ", ".join(EXPORT_MODES),
+    _url: "an http(s) URL like http://127.0.0.1:4318",
+    _rules: "comma-separated <pattern>=<rate> pairs, like /health=0,/api/*=0.5",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Option:
+    """One setting: its keyword name, the variables that set it (most specific first)."""
+
+    name: str
+    env: tuple[str, ...]
+    parse: Callable[[Any], Any]
+    default: Any
+    help: str
+    secret: bool = False
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option(
+        "dsn",
+        ("SENTRY_DSN_BACKEND", "SENTRY_DSN"),
+        _dsn,
+        None,
+        "Where Sentry data goes. No DSN: instrumentation works, nothing is sent to Sentry.",
+        secret=True,
+    ),
+    Option(
+        "enabled",
+        ("SENTRY_ENABLED",),
+        _bool,
+        True,
+        "false: nothing leaves the process (tests, local runs).",
+    ),
+    Option(
+        "environment",
+        ("SENTRY_ENVIRONMENT", "SENTRY_ENV", "ENVIRONMENT"),
+        _text,
+        "production",
+        "Sentry environment; also the deployment.environment.name resource.",
+    ),
+    Option(
+        "release",
+        ("SENTRY_RELEASE",),
+        _text,
+        "auto",
+        "Release name; 'auto' = the platform's commit variable, then git.",
+    ),
+    Option(
+        "traces_sample_rate",
+        ("SENTRY_TRACES_SAMPLE_RATE_BACKEND", "SENTRY_TRACES_SAMPLE_RATE"),
+        _rate,
+        1.0,
+        "Share of traces started here that are kept, in [0, 1].",
+    ),
+    Option(
+        "profiles_sample_rate",
+        ("SENTRY_PROFILES_SAMPLE_RATE_BACKEND", "SENTRY_PROFILES_SAMPLE_RATE"),
+        _optional_rate,
+        None,
+        "Share of sampled transactions profiled by sentry_sdk.",
+    ),
+    Option(
+        "send_default_pii",
+        ("SENTRY_SEND_DEFAULT_PII",),
+        _bool,
+        False,
+        "Send IPs, emails, cookies and request bodies. Off unless you opt in.",
+    ),
+    Option("debug", ("SENTRY_DEBUG",), _bool, False, "Verbose sentry_sdk and otel-sentry logs."),
+    Option(
+        "service_name",
+        ("OTEL_SERVICE_NAME",),
+        _text,
+        None,
+        "service.name resource attribute (else from OTEL_RESOURCE_ATTRIBUTES).",
+    ),
+    Option(
+        "export",
+        ("OTEL_SENTRY_EXPORT",),
+        _export,
+        "auto",
+        "Where spans go: sentry, otlp, both, none; auto = sentry with a DSN, else otlp "
+        "when an OTLP endpoint is set.",
+    ),
+    Option(
+        "otlp_endpoint",
+        ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"),
+        _url,
+        None,
+        "OTLP/HTTP endpoint for the otlp export mode (else Sentry's, from the DSN).",
+    ),
+    Option(
+        "sampling_rules",
+        ("OTEL_SENTRY_SAMPLING_RULES",),
+        _rules,
+        (),
+        "Per-route rates for root spans, e.g. '/health=0,/api/v1/projects/*=1'.",
+    ),
+    Option(
+        "instrument",
+        ("OTEL_SENTRY_INSTRUMENT",),
+        _instrument,
+        True,
+        "Enable the installed OpenTelemetry instrumentations: true, false, or names.",
+    ),
+    Option(
+        "spotlight",
+        ("SENTRY_SPOTLIGHT",),
+        _text,
+        None,
+        "Mirror every envelope to a local Spotlight or `otel-sentry inbox` (URL or true).",
+    ),
+    Option(
+        "org_id",
+        ("SENTRY_ORG_ID",),
+        _text,
+        None,
+        "Sentry org id for strict trace continuation (else read from the DSN host).",
+    ),
+    Option(
+        "strict_trace_continuation",
+        ("SENTRY_STRICT_TRACE_CONTINUATION",),
+        _bool,
+        False,
+        "Only continue incoming traces whose org id is known to match.",
+    ),
+)
+_BY_NAME = {o.name: o for o in OPTIONS}
+
+# Options that only make sense as Python objects: never read from the environment.
+CODE_ONLY: tuple[str, ...] = (
+    "traces_sampler",
+    "before_send",
+    "before_send_transaction",
+    "integrations",
+    "transport",
+    "span_exporters",
+    "resource_attributes",
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The resolved configuration. ``sources`` says where each value came from."""
+
+    dsn: str | None
+    enabled: bool
+    environment: str
+    release: str | None
+    traces_sample_rate: float
+    profiles_sample_rate: float | None
+    send_default_pii: bool
+    debug: bool
+    service_name: str | None
+    export: str
+    otlp_endpoint: str | None
+    sampling_rules: tuple[tuple[str, float], ...]
+    instrument: bool | tuple[str, ...]
+    spotlight: str | None
+    org_id: str | None
+    strict_trace_continuation: bool
+    code: tuple[tuple[str, Any], ...] = ()
+    sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def dsn_parts(self) -> DsnParts | None:
+        return parse_dsn(self.dsn) if self.dsn else None
+
+    @property
+    def sends_to_sentry(self) -> bool:
+        return self.enabled and self.dsn is not None
+
+    @property
+    def span_export(self) -> tuple[str, ...]:
+        """The concrete span destinations: a subset of ('sentry', 'otlp')."""
+        if not self.enabled:
+            return ()
+        if self.export == "auto":
+            if self.dsn:
+                return ("sentry",)
+            return ("otlp",) if self.otlp_endpoint else ()
+        return {"sentry": ("sentry",), "otlp": ("otlp",), "both": ("sentry", "otlp")}.get(
+            self.export, ()
+        )
+
+    def option(self, name: str) -> Any:
+        return dict(self.code).get(name)
+
+    def as_options(self, **overrides: Any) -> dict[str, Any]:
+        """Keyword arguments that make ``init()`` resolve to these settings (plus overrides)."""
+        values: dict[str, Any] = {o.name: getattr(self, o.name) for o in OPTIONS}
+        values["release"] = self.release or ""
+        values.update(self.code)
+        values.update(overrides)
+        return values
+
+
+def redact_url(value: str) -> str:
+    """Hide the credentials of a URL or DSN (``https://***@host/1``), keep the rest readable."""
+    return re.sub(r"//[^@/]*@", "//***@", value)
+
+
+def _describe(option: Option, origin: str, raw: object) -> str:
+    shown = repr(redact_url(str(raw))) if option.secret else repr(raw)
+    if origin == "kwarg":
+        return f"{option.name}={shown} (argument to otel_sentry.init)"
+    return f"{origin.removeprefix('env:')}={shown}"
+
+
+def _fix(option: Option, origin: str) -> str:
+    where = option.name if origin == "kwarg" else origin.removeprefix("env:")
+    if option.name == "dsn":
+        return (
+            f"set {where} to the DSN from Sentry's Project Settings > Client Keys, "
+            "like https://<key>@o123.ingest.sentry.io/456, or unset it to send nothing"
+        )
+    expect = _EXPECT.get(option.parse, "a valid value")
+    return f"set {where} to {expect}, or unset it ({option.help})"
+
+
+def resolve(options: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> Settings:
+    """Keyword arguments win, then the most specific variable, then the default."""
+    env = os.environ if environ is None else environ
+    unknown = [k for k in options if k not in _BY_NAME and k not in CODE_ONLY]
+    if unknown:
+        known = [*_BY_NAME, *CODE_ONLY]
+        hints = [
+            f"{k!r}"
+            + (
+                f" (did you mean {m[0]!r}?)"
+                if (m := difflib.get_close_matches(k, known, 1))
+                else ""
+            )
+            for k in unknown
+        ]
+        raise ConfigError(
+            f"otel_sentry.init() got unknown option(s) {', '.join(hints)}. "
+            f"Fix: use one of {', '.join(known)}."
+        )
+
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for option in OPTIONS:
+        origin, raw = "default", option.default
+        if option.name in options and options[option.name] is not None:
+            origin, raw = "kwarg", options[option.name]
+        else:
+            for name in option.env:
+                if env.get(name, "").strip():
+                    origin, raw = f"env:{name}", env[name]
+                    break
+        if origin == "default":
+            values[option.name], sources[option.name] = option.default, "default"
+            continue
+        try:
+            values[option.name] = option.parse(raw)
+        except ValueError as exc:
+            raise ConfigError(
+                f"{_describe(option, origin, raw)} is not usable: {exc}. "
+                f"Fix: {_fix(option, origin)}."
+            ) from exc
+        sources[option.name] = origin
+
+    if sources["traces_sample_rate"] == "default":
+        rate = _otel_sampler(env)
+        if rate is not None:
+            values["traces_sample_rate"], sources["traces_sample_rate"] = (
+                rate,
+                "env:OTEL_TRACES_SAMPLER",
+            )
+
+    resource_attrs = _resource_attributes(env.get("OTEL_RESOURCE_ATTRIBUTES", ""))
+    if sources["service_name"] == "default" and "service.name" in resource_attrs:
+        values["service_name"] = resource_attrs["service.name"]
+        sources["service_name"] = "env:OTEL_RESOURCE_ATTRIBUTES"
+    if sources["environment"] == "default":
+        for key in ("deployment.environment.name", "deployment.environment"):
+            if key in resource_attrs:
+                values["environment"] = resource_attrs[key]
+                sources["environment"] = "env:OTEL_RESOURCE_ATTRIBUTES"
+                break
+
+    if values["release"] is not None and values["release"].lower() == "auto":
+        detected = detect_release(env)
+        values["release"] = detected.release
+        sources["release"] = f"auto:{detected.source}"
+
+    if values["export"] in ("otlp", "both") and not (values["otlp_endpoint"] or values["dsn"]):
+        raise ConfigError(
+            f"{_describe(_BY_NAME['export'], sources['export'], values['export'])} needs somewhere "
+            "to send spans. Fix: set OTEL_EXPORTER_OTLP_ENDPOINT (e.g. http://127.0.0.1:4318) "
+            "or SENTRY_DSN (Sentry's OTLP endpoint is derived from it)."
+        )
+
+    code = tuple(sorted((k, options[k]) for k in CODE_ONLY if options.get(k) is not None))
+    for name, value in code:
+        if name in ("traces_sampler", "before_send", "before_send_transaction") and not callable(
+            value
+        ):
+            raise ConfigError(f"{name}={value!r} must be a callable. Fix: pass a function.")
+    return Settings(**values, code=code, sources=sources)
+
+
+def _resource_attributes(raw: str) -> dict[str, str]:
+    """Parse ``OTEL_RESOURCE_ATTRIBUTES`` (``k=v,k2=v2``, percent-encoded) leniently."""
+    out: dict[str, str] = {}
+    for pair in raw.split(","):
+        key, sep, value = pair.partition("=")
+        if sep and key.strip():
+            out[unquote(key.strip())] = unquote(value.strip())
+    return out

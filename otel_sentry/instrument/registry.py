@@ -1,0 +1,114 @@
+"""The official OpenTelemetry instrumentations installed here, and turning them on.
+
+We enable the contrib instrumentors through the same ``opentelemetry_instrumentor`` entry points
+that ``opentelemetry-instrument`` uses, so ``init()`` and the launcher instrument the same
+libraries, honour ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS`` alike, and skip an instrumentor whose
+library is missing or of an unsupported version instead of failing.
+
+    >>> [i.name for i in discover() if i.usable]            # doctest: +SKIP
+    ['fastapi', 'httpx', 'redis', 'sqlalchemy']
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from importlib.metadata import EntryPoint, entry_points
+from typing import Any
+
+from opentelemetry.trace import TracerProvider
+
+__all__ = ["Instrumentation", "discover", "enable"]
+
+_log = logging.getLogger("otel_sentry")
+
+# Instrumentors whose spans duplicate or contradict what another one already gives us.
+_SKIP_BY_DEFAULT = frozenset({"asgi", "wsgi", "dbapi", "logging", "system_metrics", "threading"})
+
+
+@dataclass(frozen=True, slots=True)
+class Instrumentation:
+    name: str
+    distribution: str | None
+    conflict: str | None  # why it can't be used here (library missing, wrong version), else None
+    disabled_by: str | None  # the setting that turned it off, else None
+
+    @property
+    def usable(self) -> bool:
+        return self.conflict is None and self.disabled_by is None
+
+
+def _conflict(ep: EntryPoint) -> str | None:
+    try:
+        from opentelemetry.instrumentation.dependencies import get_dist_dependency_conflicts
+    except ImportError:  # opentelemetry-instrumentation not installed: no instrumentors either
+        return "opentelemetry-instrumentation is not installed"
+    dist = ep.dist
+    if dist is None:
+        return None
+    conflict = get_dist_dependency_conflicts(dist)
+    return None if conflict is None else str(conflict)
+
+
+def _library_conflict(instrumentor: Any) -> str | None:
+    from opentelemetry.instrumentation.dependencies import get_dependency_conflicts
+
+    conflict = get_dependency_conflicts(instrumentor.instrumentation_dependencies())
+    return None if conflict is None else str(conflict)
+
+
+def discover(
+    wanted: bool | tuple[str, ...] = True, environ: dict[str, str] | None = None
+) -> list[Instrumentation]:
+    """Every installed instrumentor, with whether (and why not) it would be enabled."""
+    env = os.environ if environ is None else environ
+    excluded = {x.strip() for x in env.get("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS", "").split(",")}
+    out: list[Instrumentation] = []
+    for ep in sorted(entry_points(group="opentelemetry_instrumentor"), key=lambda e: e.name):
+        disabled_by: str | None = None
+        if wanted is False:
+            disabled_by = "instrument=false"
+        elif "*" in excluded or ep.name in excluded:
+            disabled_by = "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS"
+        elif isinstance(wanted, tuple) and ep.name not in wanted:
+            disabled_by = "instrument (not listed)"
+        elif wanted is True and ep.name in _SKIP_BY_DEFAULT:
+            disabled_by = "off by default (name it in instrument= to enable)"
+        dist = ep.dist.name if ep.dist is not None else None
+        out.append(Instrumentation(ep.name, dist, _conflict(ep), disabled_by))
+    return out
+
+
+def enable(
+    tracer_provider: TracerProvider,
+    wanted: bool | tuple[str, ...] = True,
+    **kwargs: Any,
+) -> list[str]:
+    """Instrument every usable library; returns the names enabled. Never raises for one library."""
+    by_name = {ep.name: ep for ep in entry_points(group="opentelemetry_instrumentor")}
+    if isinstance(wanted, tuple):
+        unknown = sorted(set(wanted) - set(by_name))
+        if unknown:
+            _log.warning(
+                "otel-sentry: no installed instrumentation named %s (installed: %s); "
+                "install opentelemetry-instrumentation-<name> or fix `instrument`",
+                ", ".join(unknown),
+                ", ".join(sorted(by_name)) or "none",
+            )
+    enabled: list[str] = []
+    for info in discover(wanted):
+        if not info.usable:
+            continue
+        try:
+            instrumentor = by_name[info.name].load()()
+            # One distribution can ship several instrumentors (httpx and httpx2): its
+            # dependency check passes while one of them has no library to instrument.
+            if _library_conflict(instrumentor) is not None:
+                continue
+            if not instrumentor.is_instrumented_by_opentelemetry:
+                instrumentor.instrument(tracer_provider=tracer_provider, **kwargs)
+            enabled.append(info.name)
+        except Exception:  # one broken instrumentation must not stop the app from starting
+            _log.exception("otel-sentry: instrumenting %s failed; continuing without it", info.name)
+    return enabled

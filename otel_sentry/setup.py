@@ -1,0 +1,385 @@
+"""Builds and installs everything ``init()`` promises, once per process.
+
+Order matters and is fixed here: settings are resolved and validated before anything is
+touched, so a bad value leaves the process exactly as it was. Then sentry_sdk (errors, transport),
+then the OpenTelemetry ``TracerProvider`` (resource, sampler, span processors), then the
+instrumentations. A second identical ``init()`` is a no-op; a different one is an error, because
+two configurations in one process would mean double export or silently ignored settings.
+
+OpenTelemetry lets a process set its global tracer provider once. We install one provider whose
+span processing goes through a switchboard we own, so ``shutdown()`` then ``init()`` (tests,
+reloaders, notebooks) rewires the same provider instead of leaving instrumented code a dead one.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import logging
+import signal
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from types import FrameType
+from typing import Any
+
+import sentry_sdk
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.sampling import (
+    ParentBased,
+    Sampler,
+    SamplingResult,
+    TraceIdRatioBased,
+)
+from opentelemetry.trace import Link, SpanKind
+from opentelemetry.util.types import Attributes
+
+from otel_sentry._version import __version__
+from otel_sentry.config import ConfigError, Settings, resolve
+from otel_sentry.instrument import registry
+from otel_sentry.sentry.events import link_events, unlink_events
+from otel_sentry.sentry.exporter import TransactionExporter
+from otel_sentry.sentry.sampler import SentrySampler
+from otel_sentry.sentry.transactions import TransactionDefaults
+
+__all__ = ["current_settings", "flush", "init", "shutdown"]
+
+_log = logging.getLogger("otel_sentry")
+_lock = threading.RLock()
+
+
+class _Switchboard(SpanProcessor):
+    """The one processor the provider knows; forwards to the processors of the current init()."""
+
+    def __init__(self) -> None:
+        self.targets: tuple[SpanProcessor, ...] = ()
+
+    def on_start(self, span: Span, parent_context: otel_context.Context | None = None) -> None:
+        for target in self.targets:
+            target.on_start(span, parent_context)
+
+    def on_end(self, span: ReadableSpan) -> None:
+        for target in self.targets:
+            target.on_end(span)
+
+    def shutdown(self) -> None:
+        targets, self.targets = self.targets, ()
+        for target in targets:
+            target.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return all(t.force_flush(timeout_millis) for t in self.targets)
+
+
+class _SwitchableSampler(Sampler):
+    """Delegates to the sampler of the current init(); a provider's sampler is fixed at birth."""
+
+    def __init__(self, delegate: Sampler) -> None:
+        self.delegate = delegate
+
+    def should_sample(
+        self,
+        parent_context: otel_context.Context | None,
+        trace_id: int,
+        name: str,
+        kind: SpanKind | None = None,
+        attributes: Attributes = None,
+        links: Sequence[Link] | None = None,
+        trace_state: trace.TraceState | None = None,
+    ) -> SamplingResult:
+        return self.delegate.should_sample(
+            parent_context, trace_id, name, kind, attributes, links, trace_state
+        )
+
+    def get_description(self) -> str:
+        return self.delegate.get_description()
+
+
+@dataclass
+class _Installed:
+    settings: Settings
+    instrumented: list[str]
+    sentry_client: bool
+
+
+_installed: _Installed | None = None
+_provider: TracerProvider | None = None
+_switchboard = _Switchboard()
+_sampler = _SwitchableSampler(ParentBased(TraceIdRatioBased(1.0)))
+_atexit_registered = False
+
+
+def current_settings() -> Settings | None:
+    """The settings of the active ``init()``, or None."""
+    installed = _installed
+    return installed.settings if installed else None
+
+
+def init(**options: Any) -> Settings:
+    """Resolve settings, then install sentry_sdk, the tracer provider and instrumentations."""
+    global _installed, _atexit_registered
+    settings = resolve(options)
+    with _lock:
+        if _installed is not None:
+            changed = _explicit_changes(_installed.settings, settings, options)
+            if not changed:
+                return _installed.settings
+            raise ConfigError(_conflict_message(changed))
+        client = _init_sentry(settings)
+        provider = _install_provider(settings)
+        sampler = _build_sampler(settings)
+        _sampler.delegate = sampler
+        _switchboard.targets = tuple(_span_processors(settings, sampler, client))
+        if client:
+            link_events(_defaults(settings))
+        instrumented = registry.enable(provider, settings.instrument) if settings.instrument else []
+        _installed = _Installed(settings, instrumented, client)
+        if not _atexit_registered:
+            # Registered after sentry_sdk's own atexit hook, so it runs first: spans are
+            # handed to the transport before the transport drains and closes.
+            atexit.register(_at_exit)
+            _install_sigterm_flush()
+            _atexit_registered = True
+    _announce(settings, instrumented)
+    return settings
+
+
+def flush(timeout: float = 2.0) -> bool:
+    """Export what is pending, then drain sentry_sdk's transport. True if everything made it."""
+    ok = _switchboard.force_flush(int(timeout * 1000))
+    client = sentry_sdk.get_client()
+    if client.is_active():
+        client.flush(timeout=timeout)
+    return ok
+
+
+def shutdown(timeout: float = 2.0) -> None:
+    """Flush, stop exporting and close the Sentry client. ``init()`` may be called again."""
+    global _installed
+    with _lock:
+        if _installed is None:
+            return
+        flush(timeout)
+        _switchboard.shutdown()
+        unlink_events()
+        _sampler.delegate = ParentBased(TraceIdRatioBased(1.0))
+        if _installed.sentry_client:
+            sentry_sdk.get_client().close(timeout=timeout)
+            sentry_sdk.init()  # leaves a disabled client in place of the closed one
+        _installed = None
+
+
+def _at_exit() -> None:
+    try:
+        shutdown()
+    except Exception:  # exiting: never turn a clean exit into a traceback
+        _log.debug("otel-sentry: shutdown at exit failed", exc_info=True)
+
+
+def _explicit_changes(old: Settings, new: Settings, options: dict[str, Any]) -> list[str]:
+    """Options passed to this call whose value differs from the active one.
+
+    Values that came from the environment or defaults don't count: a library or an app module
+    calling a bare ``init()`` after the process was set up (by the launcher, or a test harness)
+    joins the existing setup instead of failing.
+    """
+    changed = [
+        f.name
+        for f in fields(Settings)
+        if f.name in options and getattr(old, f.name) != getattr(new, f.name)
+    ]
+    old_code, new_code = dict(old.code), dict(new.code)
+    changed += [k for k in new_code if k in options and old_code.get(k) is not new_code[k]]
+    return changed
+
+
+def _install_sigterm_flush() -> None:
+    """Flush on SIGTERM, then let the previous handler (or the default) do what it did.
+
+    atexit alone is not enough: servers such as uvicorn re-raise SIGTERM with the default
+    handler after their graceful shutdown, which ends the process without running atexit.
+    When they restore the handler they found at startup, that is this one.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return
+    previous = signal.getsignal(signal.SIGTERM)
+    if getattr(previous, "_otel_sentry", False):
+        return
+
+    def on_sigterm(signum: int, frame: FrameType | None) -> None:
+        _at_exit()
+        if callable(previous):
+            previous(signum, frame)
+            return
+        signal.signal(signum, previous if previous is not None else signal.SIG_DFL)
+        signal.raise_signal(signum)
+
+    on_sigterm._otel_sentry = True  # type: ignore[attr-defined]
+    with contextlib.suppress(ValueError, OSError):  # not the main interpreter's main thread
+        signal.signal(signal.SIGTERM, on_sigterm)
+
+
+def _conflict_message(changed: list[str]) -> str:
+    return (
+        "otel_sentry.init() was already called with different settings "
+        f"(changed: {', '.join(changed)}). Two configurations in one process would export twice "
+        "or ignore one of them. Fix: call init() once at startup, or call "
+        "otel_sentry.shutdown() before initializing again."
+    )
+
+
+def _init_sentry(settings: Settings) -> bool:
+    transport = settings.option("transport")
+    if not settings.enabled or (settings.dsn is None and transport is None):
+        return False
+    kwargs: dict[str, Any] = {
+        "dsn": settings.dsn,
+        "environment": settings.environment,
+        "release": settings.release,
+        "send_default_pii": settings.send_default_pii,
+        "debug": settings.debug,
+        # Traces are OpenTelemetry's job here; sentry_sdk creating its own transactions would
+        # double them, and its header injection would fight the OTel propagator.
+        "traces_sample_rate": None,
+        "trace_propagation_targets": [],
+    }
+    for name in ("before_send", "before_send_transaction", "integrations", "transport"):
+        value = settings.option(name)
+        if value is not None:
+            kwargs[name] = value
+    if settings.spotlight:
+        kwargs["spotlight"] = (
+            True if settings.spotlight.lower() in ("1", "true") else settings.spotlight
+        )
+    sentry_sdk.init(**kwargs)
+    return True
+
+
+def _resource(settings: Settings) -> Resource:
+    attrs: dict[str, Any] = {"deployment.environment.name": settings.environment}
+    if settings.service_name:
+        attrs["service.name"] = settings.service_name
+    if settings.release:
+        attrs["service.version"] = settings.release
+    extra = settings.option("resource_attributes")
+    if extra:
+        attrs.update(extra)
+    # Resource.create also merges OTEL_RESOURCE_ATTRIBUTES and OTEL_SERVICE_NAME; ours win.
+    return Resource.create(attrs)
+
+
+def _install_provider(settings: Settings) -> TracerProvider:
+    global _provider
+    resource = _resource(settings)
+    if _provider is not None:
+        if _provider.resource != resource:
+            _log.warning(
+                "otel-sentry: service name, release or environment changed after the first "
+                "init() in this process; spans keep the first resource (%s)",
+                dict(_provider.resource.attributes),
+            )
+        return _provider
+    current = trace.get_tracer_provider()
+    if isinstance(current, TracerProvider):
+        # Someone (the user, another distro) installed an SDK provider first. Exporting from
+        # it still works; its sampler stays theirs, which doctor reports.
+        _log.warning(
+            "otel-sentry: a TracerProvider was already installed; adding otel-sentry's export "
+            "to it, but its sampler (%s) decides what is sampled",
+            current.sampler.get_description(),
+        )
+        current.add_span_processor(_switchboard)
+        _provider = current
+        return current
+    provider = TracerProvider(resource=resource, sampler=_sampler, shutdown_on_exit=False)
+    provider.add_span_processor(_switchboard)
+    trace.set_tracer_provider(provider)
+    _provider = provider
+    return provider
+
+
+def _build_sampler(settings: Settings) -> SentrySampler:
+    return SentrySampler(
+        rate=settings.traces_sample_rate,
+        traces_sampler=settings.option("traces_sampler"),
+        rules=settings.sampling_rules,
+    )
+
+
+def _defaults(settings: Settings) -> TransactionDefaults:
+    parts = settings.dsn_parts
+    return TransactionDefaults(
+        release=settings.release,
+        environment=settings.environment,
+        public_key=parts.public_key if parts else None,
+        org_id=settings.org_id or (parts.org_id if parts else None),
+        sdk={"name": "sentry.python.otel_sentry", "version": __version__},
+    )
+
+
+def _span_processors(
+    settings: Settings, sampler: SentrySampler, has_client: bool
+) -> list[SpanProcessor]:
+    processors: list[SpanProcessor] = []
+    destinations = settings.span_export
+    if "sentry" in destinations and has_client:
+        processors.append(
+            TransactionExporter(
+                _defaults(settings),
+                sampler=sampler,
+                before_send_transaction=settings.option("before_send_transaction"),
+            )
+        )
+    if "otlp" in destinations:
+        processors.append(_otlp_processor(settings))
+    exporters = settings.option("span_exporters") or ()
+    if settings.enabled and exporters:
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+        processors.extend(BatchSpanProcessor(e) for e in exporters)
+    return processors
+
+
+def _otlp_processor(settings: Settings) -> SpanProcessor:
+    try:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    except ImportError as exc:
+        raise ConfigError(
+            f"export={settings.export!r} sends spans over OTLP/HTTP, but the exporter is not "
+            "installed. Fix: pip install 'otel-sentry[otlp]'."
+        ) from exc
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    endpoint = settings.otlp_endpoint
+    headers: dict[str, str] | None = None
+    if endpoint is None:
+        parts = settings.dsn_parts
+        assert parts is not None  # resolve() guarantees a DSN or an endpoint for otlp
+        endpoint = parts.otlp_traces_url
+        headers = {"x-sentry-auth": f"sentry sentry_key={parts.public_key}"}
+    elif settings.sources.get("otlp_endpoint") == "env:OTEL_EXPORTER_OTLP_ENDPOINT":
+        # The generic variable names a base URL; the signal path is appended, as the spec says.
+        endpoint = endpoint.rstrip("/") + "/v1/traces"
+    return BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint, headers=headers))
+
+
+def _announce(settings: Settings, instrumented: list[str]) -> None:
+    if not settings.enabled:
+        _log.info("otel-sentry: disabled (SENTRY_ENABLED=false): nothing is sent")
+    elif settings.dsn is None and not settings.span_export and settings.option("transport") is None:
+        _log.warning(
+            "otel-sentry: no SENTRY_DSN and no OTEL_EXPORTER_OTLP_ENDPOINT: instrumentation is "
+            "on (%s) but nothing is sent",
+            ", ".join(instrumented) or "no libraries",
+        )
+    else:
+        _log.info(
+            "otel-sentry: sending to %s; environment=%s release=%s; instrumented: %s",
+            " and ".join(settings.span_export) or "sentry (errors only)",
+            settings.environment,
+            settings.release,
+            ", ".join(instrumented) or "nothing",
+        )
