@@ -40,7 +40,7 @@ from opentelemetry.util.types import Attributes
 from otel_sentry._version import __version__
 from otel_sentry.config import ConfigError, Settings, resolve
 from otel_sentry.instrument import registry
-from otel_sentry.sentry.events import link_events, unlink_events
+from otel_sentry.sentry.events import ServerRootTracker, link_events, unlink_events
 from otel_sentry.sentry.exporter import TransactionExporter
 from otel_sentry.sentry.sampler import SentrySampler
 from otel_sentry.sentry.transactions import TransactionDefaults
@@ -168,7 +168,7 @@ def shutdown(timeout: float = 2.0) -> None:
         _sampler.delegate = ParentBased(TraceIdRatioBased(1.0))
         if _installed.sentry_client:
             sentry_sdk.get_client().close(timeout=timeout)
-            sentry_sdk.init()  # leaves a disabled client in place of the closed one
+            sentry_sdk.get_global_scope().set_client(None)  # a no-op client, not the closed one
         _installed = None
 
 
@@ -239,13 +239,16 @@ def _init_sentry(settings: Settings) -> bool:
         "dsn": settings.dsn,
         "environment": settings.environment,
         "release": settings.release,
-        "send_default_pii": settings.send_default_pii,
         "debug": settings.debug,
         # Traces are OpenTelemetry's job here; sentry_sdk creating its own transactions would
         # double them, and its header injection would fight the OTel propagator.
         "traces_sample_rate": None,
         "trace_propagation_targets": [],
     }
+    if settings.send_default_pii:
+        # Only when opted in: sentry_sdk >= 2.7x deprecates the flag in favour of
+        # data_collection, and its default (off) is already ours.
+        kwargs["send_default_pii"] = True
     for name in ("before_send", "before_send_transaction", "integrations", "transport"):
         value = settings.option(name)
         if value is not None:
@@ -325,6 +328,8 @@ def _span_processors(
 ) -> list[SpanProcessor]:
     processors: list[SpanProcessor] = []
     destinations = settings.span_export
+    if has_client:
+        processors.append(ServerRootTracker())
     if "sentry" in destinations and has_client:
         processors.append(
             TransactionExporter(

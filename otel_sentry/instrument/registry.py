@@ -23,6 +23,12 @@ __all__ = ["Instrumentation", "discover", "enable"]
 
 _log = logging.getLogger("otel_sentry")
 
+# Options we pass to particular instrumentors. The ASGI layer's per-message "http send" and
+# "http receive" spans say nothing a trace reader needs, and cost as much as the request span.
+_OPTIONS: dict[str, dict[str, Any]] = {
+    "fastapi": {"exclude_spans": ["receive", "send"]},
+}
+
 # Instrumentors whose spans duplicate or contradict what another one already gives us.
 _SKIP_BY_DEFAULT = frozenset({"asgi", "wsgi", "dbapi", "logging", "system_metrics", "threading"})
 
@@ -107,7 +113,8 @@ def enable(
             if _library_conflict(instrumentor) is not None:
                 continue
             if not instrumentor.is_instrumented_by_opentelemetry:
-                instrumentor.instrument(tracer_provider=tracer_provider, **kwargs)
+                options = {**_OPTIONS.get(info.name, {}), **kwargs}
+                instrumentor.instrument(tracer_provider=tracer_provider, **options)
             enabled.append(info.name)
         except Exception:  # one broken instrumentation must not stop the app from starting
             _log.exception("otel-sentry: instrumenting %s failed; continuing without it", info.name)

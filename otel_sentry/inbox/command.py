@@ -1,0 +1,122 @@
+"""The ``otel-sentry inbox`` command: run a local ingest in the foreground with a live view.
+
+It prints the DSN to point services at, shows everything as it arrives, and stops cleanly on
+Ctrl-C or SIGTERM::
+
+    $ python -m otel_sentry.inbox --port 8969
+    SENTRY_DSN=http://0123...@127.0.0.1:8969/1
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from types import FrameType
+
+from .faults import Fault
+from .server import DEFAULT_PUBLIC_KEY, Inbox
+
+__all__ = ["build_parser", "main"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="otel-sentry inbox",
+        description="Run a local Sentry-compatible ingest (envelopes, Spotlight /stream, OTLP).",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8969, help="port (default 8969, as Spotlight)")
+    parser.add_argument("--public-key", default=DEFAULT_PUBLIC_KEY, help="DSN public key")
+    parser.add_argument("--project-id", type=int, default=1, help="project id in the printed DSN")
+    parser.add_argument("--db", metavar="PATH", help="SQLite file to keep envelopes across runs")
+    parser.add_argument("--quiet", action="store_true", help="no live view")
+    parser.add_argument("--no-validate", action="store_true", help="skip Relay validation")
+    parser.add_argument(
+        "--counts-only", action="store_true", help="keep counters only (for load tests)"
+    )
+    fault = parser.add_argument_group("fault injection (applies to ingest endpoints)")
+    fault.add_argument("--fault-status", type=int, help="answer with this HTTP status")
+    fault.add_argument("--fault-rate-limits", help="X-Sentry-Rate-Limits value to send")
+    fault.add_argument("--fault-retry-after", type=float, help="Retry-After seconds to send")
+    fault.add_argument("--fault-delay", type=float, default=0.0, help="seconds before answering")
+    fault.add_argument("--fault-refuse", action="store_true", help="close without answering")
+    fault.add_argument("--fault-count", type=int, help="fault only this many requests")
+    return parser
+
+
+def _fault(args: argparse.Namespace) -> Fault | None:
+    wanted = (
+        args.fault_status is not None
+        or args.fault_rate_limits is not None
+        or args.fault_retry_after is not None
+        or args.fault_delay > 0
+        or args.fault_refuse
+    )
+    if not wanted:
+        return None
+    return Fault(
+        status=args.fault_status if args.fault_status is not None else 200,
+        rate_limits=args.fault_rate_limits,
+        retry_after=args.fault_retry_after,
+        delay=args.fault_delay,
+        remaining=args.fault_count,
+        refuse=args.fault_refuse,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Serve until SIGINT or SIGTERM; returns the process exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        fault = _fault(args)
+    except ValueError as exc:
+        parser.error(str(exc))
+    inbox = Inbox(
+        host=args.host,
+        port=args.port,
+        public_key=args.public_key,
+        db_path=args.db,
+        keep_payloads=not args.counts_only,
+        echo=None if args.quiet else sys.stdout,
+        validate=False if args.no_validate else None,
+    )
+    try:
+        inbox.start()
+    except OSError as exc:
+        print(
+            f"otel-sentry inbox: cannot listen on {args.host}:{args.port} ({exc.strerror}); "
+            "pass --port with a free port (or 0 for any)",
+            file=sys.stderr,
+        )
+        return 2
+    if fault is not None:
+        inbox.set_fault(fault)
+
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, on_signal)
+        signal.signal(signal.SIGTERM, on_signal)
+    print(f"SENTRY_DSN={inbox.dsn(args.project_id)}")
+    print(f"OTEL_EXPORTER_OTLP_ENDPOINT={inbox.url}")
+    print(f"# inbox listening on {inbox.url}; JSON API at {inbox.url}/api/_inbox/stats")
+    if args.db:
+        print(f"# {len(inbox.envelopes)} envelope(s) restored from {args.db}")
+    if fault is not None:
+        print(f"# fault active: {fault}")
+    sys.stdout.flush()
+    try:
+        while not stop.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        inbox.stop()
+    print(f"# inbox stopped: {inbox.counts.summary()}")
+    return 0

@@ -1,0 +1,1 @@
+"""Everything that knows Sentry's data model: sampling, propagation, span semantics, export."""

@@ -1,0 +1,127 @@
+"""Links every sentry_sdk event to the OpenTelemetry span that was active when it was captured.
+
+sentry_sdk fills ``contexts.trace`` from its own scope, which knows nothing of OTel spans; an
+event processor replaces it with the active span's trace id, span id and op, and adds the
+trace's DSC, which sentry_sdk moves into the envelope header. That is what puts an error on the
+right trace in Sentry's trace view.
+
+    >>> link_events(TransactionDefaults(release="1.0"))   # once, from setup   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import time
+from contextvars import ContextVar
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+from opentelemetry.trace import SpanKind
+from sentry_sdk.scope import add_global_event_processor
+from sentry_sdk.types import Event
+
+from otel_sentry.sentry.dsc import head_dsc, incoming_trace, parse_baggage
+from otel_sentry.sentry.sampler import decision_from_trace_state
+from otel_sentry.sentry.semantics import interpret
+from otel_sentry.sentry.transactions import DSC_ATTRIBUTE, TransactionDefaults
+
+__all__ = ["ServerRootTracker", "link_events", "trace_context_for_current_span", "unlink_events"]
+
+_defaults: TransactionDefaults | None = None
+_registered = False
+
+# The server span of the current request, kept after it ends. Web frameworks' error capture
+# (sentry_sdk's ASGI middleware) runs *outside* the OTel server middleware, after the request
+# span has ended and is no longer current; the error still belongs to that span. Each request
+# runs in its own task, so this never leaks across requests.
+_last_server_root: ContextVar[ReadableSpan | None] = ContextVar(
+    "otel_sentry_server_root", default=None
+)
+_RECENT_NS = 5_000_000_000
+
+
+class ServerRootTracker(SpanProcessor):
+    """Remembers the request's server span in the request's context (one ContextVar.set)."""
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        if span.kind is SpanKind.SERVER and (span.parent is None or span.parent.is_remote):
+            _last_server_root.set(span)
+
+
+def _span_for_event() -> Any:
+    span = trace.get_current_span()
+    if span.get_span_context().is_valid:
+        return span
+    root = _last_server_root.get()
+    if (
+        root is not None
+        and root.end_time is not None
+        and time.time_ns() - root.end_time < _RECENT_NS
+    ):
+        return root
+    return None
+
+
+def trace_context_for_current_span(defaults: TransactionDefaults) -> dict[str, Any] | None:
+    span = _span_for_event()
+    if span is None:
+        return None
+    ctx = span.get_span_context()
+    out: dict[str, Any] = {"trace_id": f"{ctx.trace_id:032x}", "span_id": f"{ctx.span_id:016x}"}
+    if isinstance(span, ReadableSpan):
+        if span.parent is not None:
+            out["parent_span_id"] = f"{span.parent.span_id:016x}"
+        out["op"] = interpret(span.name, span.kind, span.attributes, span.status.status_code).op
+    out["dynamic_sampling_context"] = _dsc(span, ctx, defaults)
+    return out
+
+
+def _dsc(span: Any, ctx: trace.SpanContext, defaults: TransactionDefaults) -> dict[str, str]:
+    incoming = incoming_trace(None)
+    if incoming is not None and incoming.dsc:
+        return dict(incoming.dsc)
+    attrs = getattr(span, "attributes", None) or {}
+    upstream = attrs.get(DSC_ATTRIBUTE)
+    if isinstance(upstream, str) and (values := parse_baggage(upstream).values):
+        return dict(values)
+    recorded = decision_from_trace_state(ctx.trace_state)
+    rand, rate = recorded if recorded else (0.0, 1.0)
+    return head_dsc(
+        trace_id=ctx.trace_id,
+        public_key=defaults.public_key,
+        sample_rate=rate,
+        sample_rand=rand,
+        sampled=ctx.trace_flags.sampled,
+        release=defaults.release,
+        environment=defaults.environment,
+        transaction=None,
+        org_id=defaults.org_id,
+    )
+
+
+def _processor(event: Event, hint: dict[str, Any]) -> Event:
+    defaults = _defaults
+    if defaults is None or event.get("type") == "transaction":
+        return event
+    trace_context = trace_context_for_current_span(defaults)
+    if trace_context is not None:
+        contexts = event.setdefault("contexts", {})
+        previous = contexts.get("trace") or {}
+        # Keep what sentry_sdk's integrations put there (status, data), replace the identity.
+        contexts["trace"] = {**previous, **trace_context}
+    return event
+
+
+def link_events(defaults: TransactionDefaults) -> None:
+    """Start linking events (idempotent; sentry_sdk has no way to remove a global processor)."""
+    global _defaults, _registered
+    _defaults = defaults
+    if not _registered:
+        add_global_event_processor(_processor)
+        _registered = True
+
+
+def unlink_events() -> None:
+    global _defaults
+    _defaults = None

@@ -1,0 +1,217 @@
+"""The span processor that turns finished spans into Sentry transactions, off the request thread.
+
+On the request thread ``on_end`` only appends the span to a bounded deque (no I/O, no
+serialization, no lock). A worker thread groups spans into segments, builds each transaction,
+serializes it once and hands the envelope to sentry_sdk's transport, which owns rate limits,
+client reports, compression and retries. Every span that cannot be kept is counted and reported
+as a client report with its reason: ``queue_overflow`` here, ``buffer_overflow`` over the
+1000-span cap, ``sample_rate`` for roots the sampler dropped, ``before_send`` when a hook drops
+a transaction.
+
+We don't reuse OpenTelemetry's ``BatchSpanProcessor``: it only logs the spans it drops, and the
+grouping into transactions must keep state across batches anyway.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import logging
+import os
+import threading
+import weakref
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+from sentry_sdk.envelope import Envelope, Item, PayloadRef
+from sentry_sdk.transport import Transport
+
+from otel_sentry.sentry.sampler import SentrySampler
+from otel_sentry.sentry.segments import Segment, SegmentBuffer
+from otel_sentry.sentry.transactions import TransactionDefaults, build_transaction
+
+__all__ = ["TransactionExporter"]
+
+_log = logging.getLogger("otel_sentry")
+
+TransportGetter = Callable[[], "Transport | None"]
+BeforeSend = Callable[[dict[str, Any], dict[str, Any]], "dict[str, Any] | None"]
+
+
+def _current_transport() -> Transport | None:
+    import sentry_sdk
+
+    return sentry_sdk.get_client().transport
+
+
+def _dumps(event: dict[str, Any]) -> bytes:
+    try:
+        return json.dumps(event, separators=(",", ":"), allow_nan=False, default=str).encode()
+    except ValueError:  # NaN or infinity in an attribute: not JSON; Sentry would reject it
+        text = json.dumps(event, separators=(",", ":"), default=str)
+        return (
+            text.replace("NaN", "null")
+            .replace("-Infinity", "null")
+            .replace("Infinity", "null")
+            .encode()
+        )
+
+
+class TransactionExporter(SpanProcessor):
+    def __init__(
+        self,
+        defaults: TransactionDefaults,
+        *,
+        sampler: SentrySampler | None = None,
+        transport: TransportGetter = _current_transport,
+        before_send_transaction: BeforeSend | None = None,
+        max_queue: int = 20_000,
+        batch_size: int = 256,
+        schedule_delay: float = 0.5,
+        buffer: SegmentBuffer | None = None,
+    ) -> None:
+        self.defaults = defaults
+        self.sampler = sampler
+        self._transport = transport
+        self._before_send = before_send_transaction
+        self._max_queue = max_queue
+        self._batch_size = batch_size
+        self._delay = schedule_delay
+        self._buffer = buffer or SegmentBuffer()
+        self._queue: collections.deque[ReadableSpan] = collections.deque()
+        self._overflow = 0
+        self._shutdown = False
+        self._start_worker()
+        if hasattr(os, "register_at_fork"):
+            ref = weakref.WeakMethod(self._after_fork)
+            os.register_at_fork(after_in_child=lambda: (m := ref()) and m())
+
+    # -- request thread ---------------------------------------------------------------------
+    def on_start(self, span: Span, parent_context: otel_context.Context | None = None) -> None:
+        return None
+
+    def on_end(self, span: ReadableSpan) -> None:
+        queue = self._queue
+        if len(queue) >= self._max_queue:
+            self._overflow += 1  # counted here, reported from the worker
+            return
+        queue.append(span)
+        if len(queue) >= self._batch_size and not self._wake.is_set():
+            self._wake.set()
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    def _start_worker(self) -> None:
+        self._wake = threading.Event()
+        self._flush_lock = threading.Lock()
+        self._flushed = threading.Condition()
+        self._flush_requested = 0
+        self._flush_done = 0
+        self._thread = threading.Thread(target=self._run, name="otel-sentry-export", daemon=True)
+        self._thread.start()
+
+    def _after_fork(self) -> None:
+        # The parent's worker thread does not exist in the child; its queued spans belong to
+        # the parent, which exports them.
+        self._queue = collections.deque()
+        self._buffer = SegmentBuffer(
+            self._buffer.max_children, self._buffer.max_pending, self._buffer.max_wait
+        )
+        self._start_worker()
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        if self._shutdown or not self._thread.is_alive():
+            return False
+        with self._flushed:
+            self._flush_requested += 1
+            ticket = self._flush_requested
+            self._wake.set()
+            return self._flushed.wait_for(
+                lambda: self._flush_done >= ticket, timeout=timeout_millis / 1000
+            )
+
+    def shutdown(self) -> None:
+        if self._shutdown:
+            return
+        self.force_flush(10_000)
+        self._shutdown = True
+        self._wake.set()
+        self._thread.join(timeout=10)
+
+    # -- worker thread ------------------------------------------------------------------------
+    def _run(self) -> None:
+        token = otel_context.attach(
+            otel_context.set_value(otel_context._SUPPRESS_INSTRUMENTATION_KEY, True)
+        )
+        try:
+            while not self._shutdown:
+                self._wake.wait(self._delay)
+                self._wake.clear()
+                with self._flushed:
+                    ticket = self._flush_requested
+                self._cycle(flush_all=False)
+                if ticket > self._flush_done:
+                    with self._flushed:
+                        self._flush_done = ticket
+                        self._flushed.notify_all()
+            self._cycle(flush_all=True)
+        finally:
+            otel_context.detach(token)
+
+    def _cycle(self, flush_all: bool) -> None:
+        try:
+            queue = self._queue
+            add = self._buffer.add
+            send = self._send
+            while queue:
+                segment = add(queue.popleft())
+                if segment is not None:
+                    send(segment)
+            for segment in self._buffer.expire(flush_all=flush_all):
+                send(segment)
+            self._report_drops()
+        except Exception:  # the export thread must survive anything a span can contain
+            _log.exception("otel-sentry: exporting spans failed; continuing")
+
+    def _report_drops(self) -> None:
+        transport = self._transport()
+        if transport is None:
+            return
+        if self._overflow:
+            n, self._overflow = self._overflow, 0
+            transport.record_lost_event("queue_overflow", "span", quantity=n)
+        if self.sampler is not None:
+            n = self.sampler.drops_since_last_call()
+            if n:
+                transport.record_lost_event("sample_rate", "transaction", quantity=n)
+                transport.record_lost_event("sample_rate", "span", quantity=n)
+
+    def _send(self, segment: Segment) -> None:
+        transport = self._transport()
+        if transport is None:
+            return
+        event, dsc = build_transaction(segment, self.defaults)
+        if segment.dropped:
+            transport.record_lost_event("buffer_overflow", "span", quantity=segment.dropped)
+        if self._before_send is not None:
+            try:
+                kept = self._before_send(event, {})
+            except Exception:
+                _log.exception("otel-sentry: before_send_transaction raised; sending unchanged")
+                kept = event
+            if kept is None:
+                transport.record_lost_event("before_send", "transaction")
+                transport.record_lost_event("before_send", "span", quantity=len(event["spans"]) + 1)
+                return
+            event = kept
+        headers = {
+            "event_id": event["event_id"],
+            "sent_at": datetime.now(timezone.utc).isoformat().replace("+00:00", "Z"),
+            "trace": dsc,
+        }
+        if self.defaults.sdk:
+            headers["sdk"] = dict(self.defaults.sdk)
+        item = Item(payload=PayloadRef(bytes=_dumps(event), json=event), type="transaction")
+        transport.capture_envelope(Envelope(headers=headers, items=[item]))

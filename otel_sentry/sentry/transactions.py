@@ -1,0 +1,184 @@
+"""A segment of finished OTel spans -> the transaction event Sentry's SDKs would have sent.
+
+Pure data building, no I/O: the exporter calls :func:`build_transaction` on its own thread and
+hands the result to the transport. Field by field this follows what sentry_sdk puts in a
+transaction (``contexts.trace``, ``spans``, ``transaction_info.source``), so Sentry's trace
+view and its Queries, Caches, Queues and AI insights read it as their own.
+
+    >>> event, dsc = build_transaction(segment, TransactionDefaults())  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan
+
+from otel_sentry.sentry.dsc import head_dsc, parse_baggage
+from otel_sentry.sentry.sampler import (
+    SAMPLE_RAND_ATTRIBUTE,
+    SAMPLE_RATE_ATTRIBUTE,
+    decision_from_trace_state,
+)
+from otel_sentry.sentry.segments import Segment
+from otel_sentry.sentry.semantics import SpanSemantics, interpret
+
+__all__ = ["DSC_ATTRIBUTE", "TransactionDefaults", "build_transaction", "dsc_for"]
+
+# The frozen upstream DSC, as the baggage the sampler saw; set on continued roots only.
+DSC_ATTRIBUTE = "sentry.dsc"
+# Attributes that carry our own bookkeeping: kept off span data.
+_INTERNAL = frozenset({DSC_ATTRIBUTE, "sentry.op", "sentry.description", "sentry.source"})
+# Transaction sources whose names are low-cardinality, so they may travel in the DSC.
+_LOW_CARDINALITY = frozenset({"route", "custom", "task", "component", "view"})
+
+
+@dataclass(frozen=True)
+class TransactionDefaults:
+    release: str | None = None
+    environment: str | None = None
+    public_key: str | None = None
+    org_id: str | None = None
+    sdk: Mapping[str, Any] = field(default_factory=dict)
+
+
+def _hex_span(span_id: int) -> str:
+    return f"{span_id:016x}"
+
+
+def _data(attributes: Mapping[str, Any] | None) -> dict[str, Any]:
+    if not attributes:
+        return {}
+    return {
+        k: list(v) if isinstance(v, tuple) else v
+        for k, v in attributes.items()
+        if k not in _INTERNAL
+    }
+
+
+def _span(span: ReadableSpan, sem: SpanSemantics, trace_id: str) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "trace_id": trace_id,
+        "span_id": _hex_span(span.context.span_id),
+        "op": sem.op,
+        "description": sem.description,
+        "status": sem.status,
+        "start_timestamp": (span.start_time or 0) / 1e9,
+        "timestamp": (span.end_time or span.start_time or 0) / 1e9,
+        "origin": "auto.otel",
+        "data": _data(span.attributes),
+    }
+    if span.parent is not None:
+        out["parent_span_id"] = _hex_span(span.parent.span_id)
+    return out
+
+
+def _semantics(span: ReadableSpan) -> SpanSemantics:
+    return interpret(span.name, span.kind, span.attributes, span.status.status_code)
+
+
+_resource_cache: dict[int, tuple[Resource, dict[str, Any]]] = {}
+
+
+def _resource_context(resource: Resource) -> dict[str, Any]:
+    # One resource per process in practice: convert it once, not once per transaction.
+    cached = _resource_cache.get(id(resource))
+    if cached is None or cached[0] is not resource:
+        cached = (resource, _data(resource.attributes))
+        _resource_cache[id(resource)] = cached
+    return cached[1]
+
+
+def dsc_for(segment: Segment, sem: SpanSemantics, defaults: TransactionDefaults) -> dict[str, str]:
+    """The trace's DSC: the frozen upstream one when we continue a trace, else ours as head."""
+    root = segment.root
+    attrs = root.attributes or {}
+    upstream = attrs.get(DSC_ATTRIBUTE)
+    if isinstance(upstream, str):
+        values = dict(parse_baggage(upstream).values)
+        if values:
+            return values
+    rate = attrs.get(SAMPLE_RATE_ATTRIBUTE)
+    rand = attrs.get(SAMPLE_RAND_ATTRIBUTE)
+    if not isinstance(rate, float) or not isinstance(rand, float):
+        recorded = decision_from_trace_state(root.context.trace_state)
+        rand, rate = recorded if recorded else (0.0, 1.0)
+    return head_dsc(
+        trace_id=root.context.trace_id,
+        public_key=defaults.public_key,
+        sample_rate=rate,
+        sample_rand=rand,
+        sampled=True,
+        release=defaults.release,
+        environment=defaults.environment,
+        transaction=sem.description if sem.source in _LOW_CARDINALITY else None,
+        org_id=defaults.org_id,
+    )
+
+
+def build_transaction(
+    segment: Segment, defaults: TransactionDefaults
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """(transaction event, DSC for the envelope header)."""
+    root = segment.root
+    sem = _semantics(root)
+    trace_id = f"{root.context.trace_id:032x}"
+    trace_context: dict[str, Any] = {
+        "trace_id": trace_id,
+        "span_id": _hex_span(root.context.span_id),
+        "op": sem.op,
+        "status": sem.status,
+        "origin": "auto.otel",
+        "data": _data(root.attributes),
+    }
+    if root.parent is not None:
+        trace_context["parent_span_id"] = _hex_span(root.parent.span_id)
+    event: dict[str, Any] = {
+        "type": "transaction",
+        "event_id": uuid.uuid4().hex,
+        "platform": "python",
+        "transaction": sem.description,
+        "transaction_info": {"source": sem.source},
+        "start_timestamp": (root.start_time or 0) / 1e9,
+        "timestamp": (root.end_time or root.start_time or 0) / 1e9,
+        "contexts": {
+            "trace": trace_context,
+            "otel": {"resource": _resource_context(root.resource)},
+        },
+        "spans": [_span(child, _semantics(child), trace_id) for child in segment.children],
+    }
+    if defaults.release:
+        event["release"] = defaults.release
+    if defaults.environment:
+        event["environment"] = defaults.environment
+    if defaults.sdk:
+        event["sdk"] = dict(defaults.sdk)
+    if segment.kind != "complete":
+        # A late or orphaned piece of a trace: same trace id, flagged so nobody mistakes it
+        # for a whole request.
+        event["tags"] = {"otel_sentry.segment": segment.kind}
+    if sem.op == "http.server":
+        request = _request(root.attributes or {})
+        if request:
+            event["request"] = request
+    return event, dsc_for(segment, sem, defaults)
+
+
+def _request(attrs: Mapping[str, Any]) -> dict[str, Any]:
+    method = attrs.get("http.request.method") or attrs.get("http.method")
+    scheme = attrs.get("url.scheme") or attrs.get("http.scheme")
+    host = attrs.get("server.address") or attrs.get("http.host") or attrs.get("net.host.name")
+    port = attrs.get("server.port") or attrs.get("net.host.port")
+    path = attrs.get("url.path") or str(attrs.get("http.target") or "").split("?", 1)[0]
+    out: dict[str, Any] = {}
+    if method:
+        out["method"] = method
+    if scheme and host and path:
+        netloc = f"{host}:{port}" if port and str(port) not in ("80", "443") else str(host)
+        # No query string: it is where tokens hide, and Sentry's request.url must not carry it.
+        out["url"] = f"{scheme}://{netloc}{path}"
+    return out
