@@ -12,6 +12,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -54,6 +55,11 @@ def main() -> int:
             "OTEL_SERVICE_NAME": "example-api",
             "PYTHONPATH": str(ROOT),
         }
+        # The app's own log (uvicorn prints the traceback of the 500) goes to a file, so the
+        # terminal shows what Sentry would show.
+        log = tempfile.NamedTemporaryFile(  # noqa: SIM115 - kept open for the app's lifetime
+            "w", prefix="otel-sentry-demo-", suffix=".log", delete=False
+        )
         app = subprocess.Popen(
             [
                 sys.executable,
@@ -69,11 +75,13 @@ def main() -> int:
             ],
             cwd=ROOT,
             env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         base = f"http://127.0.0.1:{port}"
         try:
             _wait_until_up(f"{base}/health", app)
-            print(f"inbox at {inbox.url}; example app at {base}\n")
+            print(f"inbox at {inbox.url}; example app at {base} (its log: {log.name})\n")
             with httpx.Client(base_url=base, timeout=5) as client:
                 for method, path in [
                     ("GET", "/items/1"),
@@ -85,9 +93,11 @@ def main() -> int:
                     print(f"  {method:<4} {path:<14} -> {response.status_code}")
             inbox.wait_for_items("event", count=1, timeout=10)
         finally:
-            app.terminate()
-            app.wait(timeout=10)
-        time.sleep(0.2)  # the app flushes on SIGTERM; give the last envelope a moment
+            app.terminate()  # SIGTERM: otel-sentry flushes what is pending, then the app exits
+            app.wait(timeout=15)
+            log.close()
+        # /health, two item reads, two checkouts: five transactions once the app has flushed.
+        inbox.wait_for_items("transaction", count=5, timeout=10)
         print("\nWhat Sentry would show:\n")
         for received in inbox.envelopes:
             print(render(received))

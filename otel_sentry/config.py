@@ -410,7 +410,7 @@ class Settings:
         if not self.enabled:
             return ()
         if self.export == "auto":
-            if self.dsn:
+            if self.dsn or self.option("transport") is not None:
                 return ("sentry",)
             return ("otlp",) if self.otlp_endpoint else ()
         return {"sentry": ("sentry",), "otlp": ("otlp",), "both": ("sentry", "otlp")}.get(

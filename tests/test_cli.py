@@ -1,0 +1,79 @@
+"""The otel-sentry command, run as a user would: a subprocess with environment variables."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from otel_sentry.inbox import Inbox
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("SENTRY_", "OTEL_"))}
+    return subprocess.run(
+        [sys.executable, "-m", "otel_sentry.cli", *args],
+        env={**base, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_doctor_names_a_bad_dsn_and_fails() -> None:
+    result = run("doctor", env={"SENTRY_DSN": "not-a-dsn"})
+    assert result.returncode != 0
+    assert "SENTRY_DSN" in result.stdout + result.stderr
+
+
+def test_doctor_reports_a_running_inbox_reachable(inbox: Inbox) -> None:
+    result = run("doctor", env={"SENTRY_DSN": inbox.dsn(), "SENTRY_ENV": "ci"})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "✓ reachable" in result.stdout
+    assert "env:SENTRY_ENV" in result.stdout  # where each value came from
+    assert inbox.dsn().split("@")[0].split("//")[1] not in result.stdout  # the key is redacted
+
+
+def test_doctor_fails_when_the_ingest_is_down(inbox: Inbox) -> None:
+    dsn = inbox.dsn()
+    inbox.stop()
+    result = run("doctor", "--timeout", "2", env={"SENTRY_DSN": dsn})
+    assert result.returncode == 1
+    assert "not usable" in result.stdout
+
+
+def test_doctor_fails_on_a_wrong_key(inbox: Inbox) -> None:
+    dsn = inbox.dsn().replace(inbox.public_key, "f" * 32)
+    result = run("doctor", env={"SENTRY_DSN": dsn})
+    assert result.returncode == 1
+    assert "rejected" in result.stdout
+
+
+def test_test_event_sends_a_linked_error_and_transaction(inbox: Inbox) -> None:
+    result = run("test-event", env={"SENTRY_DSN": inbox.dsn()})
+    assert result.returncode == 0, result.stdout + result.stderr
+    [event] = [i.json for i in inbox.wait_for_items("event")]
+    [txn] = [i.json for i in inbox.wait_for_items("transaction")]
+    assert event["exception"]["values"][-1]["type"] == "OtelSentryTestError"
+    trace_id = txn["contexts"]["trace"]["trace_id"]
+    assert event["contexts"]["trace"]["trace_id"] == trace_id
+    assert event["event_id"] in result.stdout and trace_id in result.stdout
+    assert inbox.problems == []
+
+
+def test_test_event_without_dsn_fails_and_says_why() -> None:
+    result = run("test-event")
+    assert result.returncode == 1
+    assert "no SENTRY_DSN" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [({"SENTRY_RELEASE": "api@2.0.0"}, "api@2.0.0"), ({"RENDER_GIT_COMMIT": "abc123"}, "abc123")],
+)
+def test_release_prints_what_the_sdk_uses(env: dict[str, str], expected: str) -> None:
+    result = run("release", env=env)
+    assert result.returncode == 0
+    assert result.stdout.strip() == expected
