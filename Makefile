@@ -25,14 +25,16 @@ demo: setup
 test: setup system-deps
 	$(PY) -m pytest
 
+LINTED := otel_sentry tests examples $(wildcard benchmarks)
+
 lint: setup
-	$(VENV)/bin/ruff check otel_sentry tests examples benchmarks
-	$(VENV)/bin/ruff format --check otel_sentry tests examples benchmarks
+	$(VENV)/bin/ruff check $(LINTED)
+	$(VENV)/bin/ruff format --check $(LINTED)
 	$(VENV)/bin/mypy --strict otel_sentry
 
 format: setup
-	$(VENV)/bin/ruff format otel_sentry tests examples benchmarks
-	$(VENV)/bin/ruff check --fix otel_sentry tests examples benchmarks
+	$(VENV)/bin/ruff format $(LINTED)
+	$(VENV)/bin/ruff check --fix $(LINTED)
 
 bench: setup system-deps
 	$(PY) -m benchmarks.run

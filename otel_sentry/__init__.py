@@ -10,14 +10,19 @@ from __future__ import annotations
 
 from otel_sentry._version import __version__
 from otel_sentry.config import ConfigError, Settings
+from otel_sentry.context import add_breadcrumb, set_context, set_tag, set_user
 from otel_sentry.setup import current_settings, flush, init, shutdown
 
 __all__ = [
     "ConfigError",
     "Settings",
     "__version__",
+    "add_breadcrumb",
     "current_settings",
     "flush",
     "init",
+    "set_context",
+    "set_tag",
+    "set_user",
     "shutdown",
 ]

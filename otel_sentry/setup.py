@@ -40,7 +40,8 @@ from opentelemetry.util.types import Attributes
 from otel_sentry._version import __version__
 from otel_sentry.config import ConfigError, Settings, resolve
 from otel_sentry.instrument import registry
-from otel_sentry.sentry.events import ServerRootTracker, link_events, unlink_events
+from otel_sentry.roots import LocalRootTracker
+from otel_sentry.sentry.events import link_events, unlink_events
 from otel_sentry.sentry.exporter import TransactionExporter
 from otel_sentry.sentry.sampler import SentrySampler
 from otel_sentry.sentry.transactions import TransactionDefaults
@@ -278,12 +279,11 @@ def _install_provider(settings: Settings) -> TracerProvider:
     global _provider
     resource = _resource(settings)
     if _provider is not None:
-        if _provider.resource != resource:
-            _log.warning(
-                "otel-sentry: service name, release or environment changed after the first "
-                "init() in this process; spans keep the first resource (%s)",
-                dict(_provider.resource.attributes),
-            )
+        if _provider.sampler is _sampler and _provider.resource != resource:
+            # Instrumentations keep the tracers (and through them the Resource object) they got
+            # at the first init(); swapping the attributes inside that one object is the only
+            # way a re-init with a new service name, release or environment reaches them.
+            _provider.resource._attributes = resource.attributes  # type: ignore[assignment]
         return _provider
     current = trace.get_tracer_provider()
     if isinstance(current, TracerProvider):
@@ -328,8 +328,7 @@ def _span_processors(
 ) -> list[SpanProcessor]:
     processors: list[SpanProcessor] = []
     destinations = settings.span_export
-    if has_client:
-        processors.append(ServerRootTracker())
+    processors.append(LocalRootTracker())
     if "sentry" in destinations and has_client:
         processors.append(
             TransactionExporter(

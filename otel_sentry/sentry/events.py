@@ -11,51 +11,39 @@ right trace in Sentry's trace view.
 from __future__ import annotations
 
 import time
-from contextvars import ContextVar
 from typing import Any
 
 from opentelemetry import trace
-from opentelemetry.context import Context
-from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind
 from sentry_sdk.scope import add_global_event_processor
 from sentry_sdk.types import Event
 
+from otel_sentry.roots import local_root
 from otel_sentry.sentry.dsc import head_dsc, incoming_trace, parse_baggage
 from otel_sentry.sentry.sampler import decision_from_trace_state
 from otel_sentry.sentry.semantics import interpret
 from otel_sentry.sentry.transactions import DSC_ATTRIBUTE, TransactionDefaults
 
-__all__ = ["ServerRootTracker", "link_events", "trace_context_for_current_span", "unlink_events"]
+__all__ = ["link_events", "trace_context_for_current_span", "unlink_events"]
 
 _defaults: TransactionDefaults | None = None
 _registered = False
 
-# The server span of the current request, kept after it ends. Web frameworks' error capture
-# (sentry_sdk's ASGI middleware) runs *outside* the OTel server middleware, after the request
-# span has ended and is no longer current; the error still belongs to that span. Each request
-# runs in its own task, so this never leaks across requests.
-_last_server_root: ContextVar[ReadableSpan | None] = ContextVar(
-    "otel_sentry_server_root", default=None
-)
+# Frameworks' error capture (sentry_sdk's ASGI middleware) runs *outside* the OTel server
+# middleware, after the request span ended and is no longer current; the error still belongs to
+# that span, for a short while after it ended.
 _RECENT_NS = 5_000_000_000
-
-
-class ServerRootTracker(SpanProcessor):
-    """Remembers the request's server span in the request's context (one ContextVar.set)."""
-
-    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
-        if span.kind is SpanKind.SERVER and (span.parent is None or span.parent.is_remote):
-            _last_server_root.set(span)
 
 
 def _span_for_event() -> Any:
     span = trace.get_current_span()
     if span.get_span_context().is_valid:
         return span
-    root = _last_server_root.get()
+    root = local_root()
     if (
         root is not None
+        and root.kind is SpanKind.SERVER
         and root.end_time is not None
         and time.time_ns() - root.end_time < _RECENT_NS
     ):

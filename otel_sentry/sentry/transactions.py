@@ -81,15 +81,17 @@ def _semantics(span: ReadableSpan) -> SpanSemantics:
     return interpret(span.name, span.kind, span.attributes, span.status.status_code)
 
 
-_resource_cache: dict[int, tuple[Resource, dict[str, Any]]] = {}
+_resource_cache: tuple[object, dict[str, Any]] | None = None
 
 
 def _resource_context(resource: Resource) -> dict[str, Any]:
-    # One resource per process in practice: convert it once, not once per transaction.
-    cached = _resource_cache.get(id(resource))
-    if cached is None or cached[0] is not resource:
-        cached = (resource, _data(resource.attributes))
-        _resource_cache[id(resource)] = cached
+    # One resource per process in practice: convert it once, not once per transaction. Keyed by
+    # the attributes object, which a re-init replaces.
+    global _resource_cache
+    cached = _resource_cache
+    if cached is None or cached[0] is not resource.attributes:
+        cached = (resource.attributes, _data(resource.attributes))
+        _resource_cache = cached
     return cached[1]
 
 
@@ -157,15 +159,38 @@ def build_transaction(
         event["environment"] = defaults.environment
     if defaults.sdk:
         event["sdk"] = dict(defaults.sdk)
+    tags, user = _tags_and_user(root.attributes or {})
     if segment.kind != "complete":
         # A late or orphaned piece of a trace: same trace id, flagged so nobody mistakes it
         # for a whole request.
-        event["tags"] = {"otel_sentry.segment": segment.kind}
+        tags["otel_sentry.segment"] = segment.kind
+    if tags:
+        event["tags"] = tags
+    if user:
+        event["user"] = user
     if sem.op == "http.server":
         request = _request(root.attributes or {})
         if request:
             event["request"] = request
     return event, dsc_for(segment, sem, defaults)
+
+
+_USER_FIELDS = (("enduser.id", "id"), ("enduser.name", "username"), ("user.email", "email"))
+_TAG_PREFIX = "sentry.tag."
+
+
+def _tags_and_user(attrs: Mapping[str, Any]) -> tuple[dict[str, str], dict[str, str]]:
+    """Tags and user that ``otel_sentry.set_tag`` / ``set_user`` wrote on the root span."""
+    tags: dict[str, str] = {}
+    user: dict[str, str] = {}
+    for key, value in attrs.items():
+        if key.startswith(_TAG_PREFIX):
+            tags[key[len(_TAG_PREFIX) :]] = str(value)
+    for attribute, field_name in _USER_FIELDS:
+        value = attrs.get(attribute)
+        if value is not None:
+            user[field_name] = str(value)
+    return tags, user
 
 
 def _request(attrs: Mapping[str, Any]) -> dict[str, Any]:
