@@ -45,6 +45,7 @@ from otel_sentry.sentry.events import link_events, unlink_events
 from otel_sentry.sentry.exporter import TransactionExporter
 from otel_sentry.sentry.sampler import SentrySampler
 from otel_sentry.sentry.transactions import TransactionDefaults
+from otel_sentry.sentry.transport import EnvelopeTransport
 
 __all__ = ["current_settings", "flush", "init", "shutdown"]
 
@@ -250,6 +251,8 @@ def _init_sentry(settings: Settings) -> bool:
         # Only when opted in: sentry_sdk >= 2.7x deprecates the flag in favour of
         # data_collection, and its default (off) is already ours.
         kwargs["send_default_pii"] = True
+    if transport is None:
+        kwargs["transport"] = EnvelopeTransport
     for name in ("before_send", "before_send_transaction", "integrations", "transport"):
         value = settings.option(name)
         if value is not None:

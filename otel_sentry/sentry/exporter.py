@@ -24,6 +24,7 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
+import sentry_sdk
 from opentelemetry import context as otel_context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from sentry_sdk.envelope import Envelope, Item, PayloadRef
@@ -32,6 +33,7 @@ from sentry_sdk.transport import Transport
 from otel_sentry.sentry.sampler import SentrySampler
 from otel_sentry.sentry.segments import Segment, SegmentBuffer
 from otel_sentry.sentry.transactions import TransactionDefaults, build_transaction
+from otel_sentry.sentry.transport import EnvelopeTransport
 
 __all__ = ["TransactionExporter"]
 
@@ -145,6 +147,10 @@ class TransactionExporter(SpanProcessor):
         token = otel_context.attach(
             otel_context.set_value(otel_context._SUPPRESS_INSTRUMENTATION_KEY, True)
         )
+        # A scope of its own: whatever sentry_sdk's integrations record while we send (the
+        # stdlib integration's breadcrumbs for our own HTTP calls) stays on this thread.
+        scope = sentry_sdk.isolation_scope()
+        scope.__enter__()
         try:
             while not self._shutdown:
                 self._wake.wait(self._delay)
@@ -158,6 +164,7 @@ class TransactionExporter(SpanProcessor):
                         self._flushed.notify_all()
             self._cycle(flush_all=True)
         finally:
+            scope.__exit__(None, None, None)
             otel_context.detach(token)
 
     def _cycle(self, flush_all: bool) -> None:
@@ -214,4 +221,8 @@ class TransactionExporter(SpanProcessor):
         if self.defaults.sdk:
             headers["sdk"] = dict(self.defaults.sdk)
         item = Item(payload=PayloadRef(bytes=_dumps(event), json=event), type="transaction")
-        transport.capture_envelope(Envelope(headers=headers, items=[item]))
+        envelope = Envelope(headers=headers, items=[item])
+        if isinstance(transport, EnvelopeTransport):
+            transport.send_now(envelope)  # this thread is the queue; see transport.py
+        else:
+            transport.capture_envelope(envelope)

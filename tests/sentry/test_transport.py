@@ -1,0 +1,100 @@
+"""EnvelopeTransport against the inbox: keep-alive, rate limits, send errors, restarts."""
+
+from __future__ import annotations
+
+import pytest
+import sentry_sdk
+from opentelemetry import trace
+
+import otel_sentry
+from otel_sentry.inbox import Fault, Inbox
+from otel_sentry.sentry.transport import EnvelopeTransport
+from tests.support.servers import free_port
+
+pytestmark = pytest.mark.usefixtures("fresh")
+
+
+def _spans(n: int, name: str = "t") -> None:
+    tracer = trace.get_tracer("tests")
+    for _ in range(n):
+        with tracer.start_as_current_span(name):
+            pass
+
+
+def _discarded(inbox: Inbox) -> dict[tuple[str, str], int]:
+    out: dict[tuple[str, str], int] = {}
+    for report in inbox.client_reports():
+        for d in report.get("discarded_events", []):
+            out[(d["reason"], d["category"])] = (
+                out.get((d["reason"], d["category"]), 0) + d["quantity"]
+            )
+    return out
+
+
+def test_it_is_the_default_and_reuses_one_connection(inbox: Inbox) -> None:
+    otel_sentry.init(dsn=inbox.dsn(), instrument=False)
+    transport = sentry_sdk.get_client().transport
+    assert isinstance(transport, EnvelopeTransport)
+    _spans(200)
+    otel_sentry.flush(10)
+    inbox.wait_for_items("transaction", count=200, timeout=10)
+    assert inbox.counts.requests == 200
+    assert len(list(transport._connections)) == 1  # one keep-alive connection for the exporter
+    assert inbox.problems == []
+
+
+def test_a_rate_limited_category_waits_while_errors_go_on(inbox: Inbox) -> None:
+    otel_sentry.init(dsn=inbox.dsn(), instrument=False)
+    inbox.set_fault(Fault(rate_limits="60:transaction:key", remaining=1))
+    _spans(1, "first")  # answered with the limit: accepted, and transactions stop for 60 s
+    otel_sentry.flush(5)
+    inbox.wait_for_items("transaction")
+    _spans(5, "limited")
+    sentry_sdk.capture_message("errors are not limited")
+    otel_sentry.flush(5)
+    inbox.wait_for_items("event")
+    assert [t["transaction"] for t in inbox.transactions()] == ["first"]
+    assert inbox.wait_for(
+        lambda i: _discarded(i).get(("ratelimit_backoff", "transaction")) == 5, 10
+    )
+
+
+def test_a_413_is_counted_as_send_error_and_sending_goes_on(inbox: Inbox) -> None:
+    otel_sentry.init(dsn=inbox.dsn(), instrument=False)
+    inbox.set_fault(Fault(status=413, remaining=1))
+    _spans(1, "too big")
+    otel_sentry.flush(5)
+    _spans(1, "fine")
+    otel_sentry.flush(5)
+    [item] = inbox.wait_for_items("transaction")
+    assert item.json["transaction"] == "fine"
+    assert inbox.wait_for(lambda i: _discarded(i).get(("send_error", "transaction")) == 1, 10)
+
+
+def test_a_restarted_ingest_is_reconnected_to() -> None:
+    inbox = Inbox(port=free_port()).start()  # a fixed port, so the DSN survives the restart
+    otel_sentry.init(dsn=inbox.dsn(), instrument=False)
+    _spans(1, "before")
+    otel_sentry.flush(5)
+    inbox.wait_for_items("transaction")
+    inbox.stop()  # the kept-alive connection is now dead
+    inbox.start()
+    _spans(1, "after")
+    otel_sentry.flush(5)
+    try:
+        names = [i.json["transaction"] for i in inbox.wait_for_items("transaction", count=2)]
+        assert names == ["before", "after"]
+    finally:
+        inbox.stop()
+
+
+def test_a_refused_connection_is_a_counted_network_error(inbox: Inbox) -> None:
+    otel_sentry.init(dsn=inbox.dsn(), instrument=False)
+    inbox.set_fault(Fault(refuse=True, remaining=2))  # the retry on a fresh connection too
+    _spans(1, "lost")
+    otel_sentry.flush(5)
+    _spans(1, "delivered")
+    otel_sentry.flush(5)
+    [item] = inbox.wait_for_items("transaction")
+    assert item.json["transaction"] == "delivered"
+    assert inbox.wait_for(lambda i: _discarded(i).get(("network_error", "transaction")) == 1, 10)
