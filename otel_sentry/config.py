@@ -14,13 +14,25 @@ from __future__ import annotations
 
 import difflib
 import os
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
-from urllib.parse import unquote, urlsplit
+from typing import Any
+from urllib.parse import unquote
 
+from otel_sentry.dsn import DsnParts, parse_dsn, redact_url
 from otel_sentry.release import detect_release
+from otel_sentry.values import (
+    EXPORT_MODES,
+    parse_bool,
+    parse_dsn_text,
+    parse_export,
+    parse_instrument,
+    parse_optional_rate,
+    parse_rate,
+    parse_rules,
+    parse_text,
+    parse_url,
+)
 
 __all__ = [
     "EXPORT_MODES",
@@ -34,172 +46,8 @@ __all__ = [
     "resolve",
 ]
 
-ExportMode = Literal["auto", "sentry", "otlp", "both", "none"]
-EXPORT_MODES: tuple[str, ...] = ("auto", "sentry", "otlp", "both", "none")
-
-
 class ConfigError(ValueError):
     """A setting has a value we cannot use. The message names the setting and the fix."""
-
-
-@dataclass(frozen=True, slots=True)
-class DsnParts:
-    """A parsed Sentry DSN: where envelopes go and the key that authorizes them."""
-
-    scheme: str
-    public_key: str
-    host: str
-    port: int | None
-    path: str
-    project_id: str
-    org_id: str | None
-
-    @property
-    def origin(self) -> str:
-        netloc = self.host if self.port is None else f"{self.host}:{self.port}"
-        return f"{self.scheme}://{netloc}"
-
-    @property
-    def envelope_url(self) -> str:
-        return f"{self.origin}{self.path}api/{self.project_id}/envelope/"
-
-    @property
-    def otlp_traces_url(self) -> str:
-        return f"{self.origin}{self.path}api/{self.project_id}/integration/otlp/v1/traces"
-
-
-def parse_dsn(value: str) -> DsnParts:
-    """Parse ``{scheme}://{public_key}@{host}[:port]/{path/}{project_id}``; ValueError says why."""
-    parts = urlsplit(value.strip())
-    if parts.scheme not in ("http", "https"):
-        raise ValueError("it must start with https:// (or http:// for a local ingest)")
-    if not parts.hostname:
-        raise ValueError("it has no host")
-    if not parts.username:
-        raise ValueError("it has no public key before the '@'")
-    try:
-        port = parts.port
-    except ValueError as exc:
-        raise ValueError("its port is not a number") from exc
-    head, _, project = parts.path.rstrip("/").rpartition("/")
-    if not project.isdigit():
-        raise ValueError("it does not end with a numeric project id (…/12345)")
-    org = parts.hostname.split(".", 1)[0]
-    org_id = org[1:] if org.startswith("o") and org[1:].isdigit() else None
-    return DsnParts(
-        scheme=parts.scheme,
-        public_key=unquote(parts.username),
-        host=parts.hostname,
-        port=port,
-        path=head + "/",
-        project_id=project,
-        org_id=org_id,
-    )
-
-
-# --- value parsers: each takes the raw value and returns the typed one or raises ValueError ----
-
-_TRUE = {"1", "true", "yes", "on", "y", "t"}
-_FALSE = {"0", "false", "no", "off", "n", "f", ""}
-
-
-def _bool(raw: object) -> bool:
-    if isinstance(raw, bool):
-        return raw
-    text = str(raw).strip().lower()
-    if text in _TRUE:
-        return True
-    if text in _FALSE:
-        return False
-    raise ValueError("expected true or false")
-
-
-def _rate(raw: object) -> float:
-    if isinstance(raw, bool):
-        raise ValueError("expected a number between 0 and 1, not a boolean")
-    try:
-        rate = float(raw)  # type: ignore[arg-type]
-    except (TypeError, ValueError) as exc:
-        raise ValueError("expected a number between 0 and 1 (e.g. 0.1)") from exc
-    if not 0.0 <= rate <= 1.0:  # also rejects NaN
-        raise ValueError("a sample rate must be between 0 and 1 (e.g. 0.1)")
-    return rate
-
-
-def _optional_rate(raw: object) -> float | None:
-    return None if raw is None or raw == "" else _rate(raw)
-
-
-def _text(raw: object) -> str | None:
-    if raw is None:
-        return None
-    text = str(raw).strip()
-    return text or None
-
-
-def _dsn(raw: object) -> str | None:
-    text = _text(raw)
-    if text is None:
-        return None
-    parse_dsn(text)
-    return text
-
-
-def _export(raw: object) -> str:
-    text = str(raw).strip().lower()
-    if text not in EXPORT_MODES:
-        raise ValueError(f"expected one of {', '.join(EXPORT_MODES)}")
-    return text
-
-
-def _url(raw: object) -> str | None:
-    text = _text(raw)
-    if text is None:
-        return None
-    parts = urlsplit(text)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError("expected an http(s) URL such as http://127.0.0.1:4318")
-    return text
-
-
-def _names(raw: object) -> tuple[str, ...]:
-    items = [str(x) for x in raw] if isinstance(raw, (list, tuple)) else str(raw).split(",")
-    return tuple(x.strip() for x in items if x.strip())
-
-
-def _instrument(raw: object) -> bool | tuple[str, ...]:
-    if isinstance(raw, bool):
-        return raw
-    if isinstance(raw, str) and raw.strip().lower() in _TRUE | _FALSE:
-        return _bool(raw)
-    return _names(raw)
-
-
-def _rules(raw: object) -> tuple[tuple[str, float], ...]:
-    """``"/health=0, /api/v1/projects/*=1"``, a mapping or (pattern, rate) pairs -> pairs."""
-    if isinstance(raw, Mapping):
-        pairs = list(raw.items())
-    elif isinstance(raw, (list, tuple)):
-        pairs = [tuple(p) for p in raw]
-    else:
-        pairs = []
-        for chunk in str(raw).split(","):
-            if not chunk.strip():
-                continue
-            pattern, sep, rate = chunk.rpartition("=")
-            if not sep or not pattern.strip():
-                raise ValueError(f"rule {chunk.strip()!r} is not of the form <pattern>=<rate>")
-            pairs.append((pattern.strip(), rate))
-    out: list[tuple[str, float]] = []
-    for pair in pairs:
-        if len(pair) != 2:
-            raise ValueError(f"rule {pair!r} is not a (pattern, rate) pair")
-        pattern, rate = pair
-        try:
-            out.append((str(pattern), _rate(rate)))
-        except ValueError as exc:
-            raise ValueError(f"rule {pattern!r}: {exc}") from exc
-    return tuple(out)
 
 
 def _otel_sampler(environ: Mapping[str, str]) -> float | None:
@@ -214,7 +62,7 @@ def _otel_sampler(environ: Mapping[str, str]) -> float | None:
         return 0.0
     if name in ("traceidratio", "parentbased_traceidratio"):
         try:
-            return _rate(arg or "1.0")
+            return parse_rate(arg or "1.0")
         except ValueError as exc:
             raise ConfigError(
                 f"OTEL_TRACES_SAMPLER_ARG={arg!r} is not usable: {exc}. "
@@ -228,12 +76,12 @@ def _otel_sampler(environ: Mapping[str, str]) -> float | None:
 
 
 _EXPECT: dict[Callable[[Any], Any], str] = {
-    _bool: "true or false",
-    _rate: "a number between 0 and 1, like 0.1",
-    _optional_rate: "a number between 0 and 1, like 0.1",
-    _export: "one of " + ", ".join(EXPORT_MODES),
-    _url: "an http(s) URL like http://127.0.0.1:4318",
-    _rules: "comma-separated <pattern>=<rate> pairs, like /health=0,/api/*=0.5",
+    parse_bool: "true or false",
+    parse_rate: "a number between 0 and 1, like 0.1",
+    parse_optional_rate: "a number between 0 and 1, like 0.1",
+    parse_export: "one of " + ", ".join(EXPORT_MODES),
+    parse_url: "an http(s) URL like http://127.0.0.1:4318",
+    parse_rules: "comma-separated <pattern>=<rate> pairs, like /health=0,/api/*=0.5",
 }
 
 
@@ -253,7 +101,7 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "dsn",
         ("SENTRY_DSN_BACKEND", "SENTRY_DSN"),
-        _dsn,
+        parse_dsn_text,
         None,
         "Where Sentry data goes. No DSN: instrumentation works, nothing is sent to Sentry.",
         secret=True,
@@ -261,57 +109,63 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "enabled",
         ("SENTRY_ENABLED",),
-        _bool,
+        parse_bool,
         True,
         "false: nothing leaves the process (tests, local runs).",
     ),
     Option(
         "environment",
         ("SENTRY_ENVIRONMENT", "SENTRY_ENV", "ENVIRONMENT"),
-        _text,
+        parse_text,
         "production",
         "Sentry environment; also the deployment.environment.name resource.",
     ),
     Option(
         "release",
         ("SENTRY_RELEASE",),
-        _text,
+        parse_text,
         "auto",
         "Release name; 'auto' = the platform's commit variable, then git.",
     ),
     Option(
         "traces_sample_rate",
         ("SENTRY_TRACES_SAMPLE_RATE_BACKEND", "SENTRY_TRACES_SAMPLE_RATE"),
-        _rate,
+        parse_rate,
         1.0,
         "Share of traces started here that are kept, in [0, 1].",
     ),
     Option(
         "profiles_sample_rate",
         ("SENTRY_PROFILES_SAMPLE_RATE_BACKEND", "SENTRY_PROFILES_SAMPLE_RATE"),
-        _optional_rate,
+        parse_optional_rate,
         None,
         "Share of sampled transactions profiled by sentry_sdk.",
     ),
     Option(
         "send_default_pii",
         ("SENTRY_SEND_DEFAULT_PII",),
-        _bool,
+        parse_bool,
         False,
         "Send IPs, emails, cookies and request bodies. Off unless you opt in.",
     ),
-    Option("debug", ("SENTRY_DEBUG",), _bool, False, "Verbose sentry_sdk and otel-sentry logs."),
+    Option(
+        "debug",
+        ("SENTRY_DEBUG",),
+        parse_bool,
+        False,
+        "Verbose sentry_sdk and otel-sentry logs.",
+    ),
     Option(
         "service_name",
         ("OTEL_SERVICE_NAME",),
-        _text,
+        parse_text,
         None,
         "service.name resource attribute (else from OTEL_RESOURCE_ATTRIBUTES).",
     ),
     Option(
         "export",
         ("OTEL_SENTRY_EXPORT",),
-        _export,
+        parse_export,
         "auto",
         "Where spans go: sentry, otlp, both, none; auto = sentry with a DSN, else otlp "
         "when an OTLP endpoint is set.",
@@ -319,42 +173,42 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "otlp_endpoint",
         ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"),
-        _url,
+        parse_url,
         None,
         "OTLP/HTTP endpoint for the otlp export mode (else Sentry's, from the DSN).",
     ),
     Option(
         "sampling_rules",
         ("OTEL_SENTRY_SAMPLING_RULES",),
-        _rules,
+        parse_rules,
         (),
         "Per-route rates for root spans, e.g. '/health=0,/api/v1/projects/*=1'.",
     ),
     Option(
         "instrument",
         ("OTEL_SENTRY_INSTRUMENT",),
-        _instrument,
+        parse_instrument,
         True,
         "Enable the installed OpenTelemetry instrumentations: true, false, or names.",
     ),
     Option(
         "spotlight",
         ("SENTRY_SPOTLIGHT",),
-        _text,
+        parse_text,
         None,
         "Mirror every envelope to a local Spotlight or `otel-sentry inbox` (URL or true).",
     ),
     Option(
         "org_id",
         ("SENTRY_ORG_ID",),
-        _text,
+        parse_text,
         None,
         "Sentry org id for strict trace continuation (else read from the DSN host).",
     ),
     Option(
         "strict_trace_continuation",
         ("SENTRY_STRICT_TRACE_CONTINUATION",),
-        _bool,
+        parse_bool,
         False,
         "Only continue incoming traces whose org id is known to match.",
     ),
@@ -427,11 +281,6 @@ class Settings:
         values.update(self.code)
         values.update(overrides)
         return values
-
-
-def redact_url(value: str) -> str:
-    """Hide the credentials of a URL or DSN (``https://***@host/1``), keep the rest readable."""
-    return re.sub(r"//[^@/]*@", "//***@", value)
 
 
 def _describe(option: Option, origin: str, raw: object) -> str:
