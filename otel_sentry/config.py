@@ -46,6 +46,7 @@ __all__ = [
     "resolve",
 ]
 
+
 class ConfigError(ValueError):
     """A setting has a value we cannot use. The message names the setting and the fix."""
 

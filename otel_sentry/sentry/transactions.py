@@ -53,11 +53,11 @@ def _hex_span(span_id: int) -> str:
 def _data(attributes: Mapping[str, Any] | None) -> dict[str, Any]:
     if not attributes:
         return {}
-    return {
-        k: list(v) if isinstance(v, tuple) else v
-        for k, v in attributes.items()
-        if k not in _INTERNAL
-    }
+    # json encodes tuples as lists already: no conversion needed, only the internal keys go.
+    data = dict(attributes)
+    for key in _INTERNAL.intersection(data):
+        del data[key]
+    return data
 
 
 def _span(span: ReadableSpan, sem: SpanSemantics, trace_id: str) -> dict[str, Any]:
@@ -159,7 +159,7 @@ def build_transaction(
         event["environment"] = defaults.environment
     if defaults.sdk:
         event["sdk"] = dict(defaults.sdk)
-    tags, user = _tags_and_user(root.attributes or {})
+    tags, user = _tags_and_user(trace_context["data"])
     if segment.kind != "complete":
         # A late or orphaned piece of a trace: same trace id, flagged so nobody mistakes it
         # for a whole request.
@@ -183,9 +183,10 @@ def _tags_and_user(attrs: Mapping[str, Any]) -> tuple[dict[str, str], dict[str, 
     """Tags and user that ``otel_sentry.set_tag`` / ``set_user`` wrote on the root span."""
     tags: dict[str, str] = {}
     user: dict[str, str] = {}
-    for key, value in attrs.items():
-        if key.startswith(_TAG_PREFIX):
-            tags[key[len(_TAG_PREFIX) :]] = str(value)
+    if any(key.startswith(_TAG_PREFIX) for key in attrs):
+        for key, value in attrs.items():
+            if key.startswith(_TAG_PREFIX):
+                tags[key[len(_TAG_PREFIX) :]] = str(value)
     for attribute, field_name in _USER_FIELDS:
         value = attrs.get(attribute)
         if value is not None:

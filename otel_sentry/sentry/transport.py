@@ -9,8 +9,8 @@ handling, compression, proxies) and change two things, measured in BENCHMARKS.md
 - :meth:`EnvelopeTransport.send_now` sends synchronously on the caller's thread. Our export
   thread calls it, so the only queue between a finished span and Sentry is the exporter's own,
   bounded and counted; no second queue to overflow.
-- Without a proxy or client certificate, requests go over one keep-alive ``http.client``
-  connection per thread instead of urllib3's pool: about a third of the CPU per request.
+- Without a proxy or client certificate, requests go over one keep-alive HTTP/1.1 connection
+  per thread, written directly on a socket instead of urllib3 over http.client.
 - Small envelopes are compressed with brotli quality 1 (or gzip level 1) unless the user chose
   a level: at ~1 KiB the size is within 15% of quality 4, at a third of the CPU.
 
@@ -19,8 +19,9 @@ handling, compression, proxies) and change two things, measured in BENCHMARKS.md
 
 from __future__ import annotations
 
-import http.client
+import contextlib
 import os
+import socket
 import ssl
 import threading
 import weakref
@@ -36,15 +37,117 @@ from sentry_sdk.utils import capture_internal_exceptions
 
 __all__ = ["EnvelopeTransport"]
 
+
+class _ClosedError(ConnectionError):
+    """The server closed a kept-alive connection before answering."""
+
+
 # A kept-alive connection the server has since closed fails on first use; one retry on a fresh
 # connection is safe (Sentry deduplicates by event id) and is what browsers do too.
-_STALE = (
-    http.client.RemoteDisconnected,
-    http.client.CannotSendRequest,
-    http.client.BadStatusLine,
-    ConnectionResetError,
-    BrokenPipeError,
-)
+_STALE = (_ClosedError, ConnectionResetError, ConnectionAbortedError, BrokenPipeError)
+
+
+class _Headers(dict[str, str]):
+    """Response headers, looked up case-insensitively as sentry_sdk expects."""
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return super().get(key.lower(), default)
+
+
+class _Response:
+    __slots__ = ("data", "headers", "status")
+
+    def __init__(self, status: int, headers: _Headers, data: bytes) -> None:
+        self.status = status
+        self.headers = headers
+        self.data = data
+
+    def close(self) -> None:
+        return None
+
+
+class _Connection:
+    """One keep-alive HTTP/1.1 connection, written for exactly one job: POST an envelope.
+
+    http.client parses every response's headers through the email package and, with sentry_sdk's
+    stdlib integration on, every request is also wrapped in a sentry span and a breadcrumb; for
+    a 1 KiB envelope that is most of the send's CPU (see BENCHMARKS.md).
+    """
+
+    def __init__(self, host: str, port: int, tls: ssl.SSLContext | None, timeout: float) -> None:
+        self.host, self.port, self.tls, self.timeout = host, port, tls, timeout
+        default = 443 if tls is not None else 80
+        self.host_header = host if port == default else f"{host}:{port}"
+        self._sock: socket.socket | None = None
+        self._rfile: Any = None
+
+    def close(self) -> None:
+        if self._sock is not None:
+            with contextlib.suppress(OSError):
+                self._rfile.close()
+                self._sock.close()
+        self._sock = self._rfile = None
+
+    def _connect(self) -> None:
+        sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self.tls is not None:
+            sock = self.tls.wrap_socket(sock, server_hostname=self.host)
+        self._sock = sock
+        self._rfile = sock.makefile("rb")
+
+    def request(
+        self, method: str, target: str, body: bytes, headers: Mapping[str, str]
+    ) -> _Response:
+        if self._sock is None:
+            self._connect()
+        assert self._sock is not None
+        head = [
+            f"{method} {target} HTTP/1.1",
+            f"Host: {self.host_header}",
+            f"Content-Length: {len(body)}",
+        ]
+        head.extend(f"{k}: {v}" for k, v in headers.items())
+        self._sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body)
+        return self._read_response()
+
+    def _read_response(self) -> _Response:
+        rfile = self._rfile
+        line = rfile.readline(65537)
+        if not line:
+            raise _ClosedError("connection closed before a response")
+        parts = line.split(None, 2)
+        if len(parts) < 2 or not parts[0].startswith(b"HTTP/"):
+            raise ConnectionError(f"not an HTTP response: {line[:80]!r}")
+        status = int(parts[1])
+        headers = _Headers()
+        while True:
+            line = rfile.readline(65537)
+            if line in (b"\r\n", b"\n", b""):
+                break
+            key, _, value = line.decode("latin-1").partition(":")
+            headers[key.strip().lower()] = value.strip()
+        if headers.get("transfer-encoding", "").lower() == "chunked":
+            data = self._read_chunked()
+        elif "content-length" in headers:
+            data = rfile.read(int(headers["content-length"]))
+        else:  # the server marks the end by closing
+            data = rfile.read()
+            headers["connection"] = "close"
+        if headers.get("connection", "").lower() == "close":
+            self.close()
+        return _Response(status, headers, data)
+
+    def _read_chunked(self) -> bytes:
+        chunks: list[bytes] = []
+        while True:
+            size = int(self._rfile.readline(65537).split(b";", 1)[0].strip() or b"0", 16)
+            if size == 0:
+                while self._rfile.readline(65537) not in (b"\r\n", b"\n", b""):
+                    pass  # trailers
+                return b"".join(chunks)
+            chunks.append(self._rfile.read(size))
+            self._rfile.readline(65537)
 
 
 class EnvelopeTransport(HttpTransport):
@@ -58,12 +161,12 @@ class EnvelopeTransport(HttpTransport):
         ):
             self._compression_level = 1
         self._local = threading.local()
-        self._connections: weakref.WeakSet[http.client.HTTPConnection] = weakref.WeakSet()
+        self._connections: weakref.WeakSet[_Connection] = weakref.WeakSet()
         self._direct = self._can_send_directly(options)
         url = urlsplit(self._auth.get_api_url())
         self._scheme = url.scheme
         self._host = url.hostname or ""
-        self._port = url.port
+        self._port = url.port or (443 if url.scheme == "https" else 80)
         self._ssl: ssl.SSLContext | None = None
         if self._scheme == "https":
             self._ssl = ssl.create_default_context(
@@ -97,15 +200,10 @@ class EnvelopeTransport(HttpTransport):
         if report is not None:
             self._send_envelope(Envelope(items=[report]))
 
-    def _connection(self) -> http.client.HTTPConnection:
-        conn: http.client.HTTPConnection | None = getattr(self._local, "conn", None)
+    def _connection(self) -> _Connection:
+        conn: _Connection | None = getattr(self._local, "conn", None)
         if conn is None:
-            if self._ssl is not None:
-                conn = http.client.HTTPSConnection(
-                    self._host, self._port, timeout=self.TIMEOUT, context=self._ssl
-                )
-            else:
-                conn = http.client.HTTPConnection(self._host, self._port, timeout=self.TIMEOUT)
+            conn = _Connection(self._host, self._port, self._ssl, self.TIMEOUT)
             self._local.conn = conn
             self._connections.add(conn)
         return conn
@@ -125,20 +223,13 @@ class EnvelopeTransport(HttpTransport):
             for attempt in range(2):
                 conn = self._connection()
                 try:
-                    conn.request(method, target, body=body, headers=dict(headers))
-                    response = conn.getresponse()
-                    # sentry_sdk reads `.data` for error messages; reading also frees the
-                    # connection for the next request.
-                    response.data = response.read()  # type: ignore[attr-defined]
-                    return response
+                    return conn.request(method, target, bytes(body), headers)
                 except _STALE:
                     conn.close()
-                    self._local.conn = None
                     if attempt:
                         raise
                 except Exception:
                     conn.close()
-                    self._local.conn = None
                     raise
         finally:
             otel_context.detach(token)
