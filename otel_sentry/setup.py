@@ -264,6 +264,12 @@ def _init_sentry(settings: Settings) -> bool:
             True if settings.spotlight.lower() in ("1", "true") else settings.spotlight
         )
     sentry_sdk.init(**kwargs)
+    # sentry_sdk honours disabled_integrations only the first time an integration is seen in
+    # the process: if any client set one up before us, ours gets it anyway. Its patched code
+    # asks the current client for the integration, so removing it from ours switches it off.
+    client = sentry_sdk.get_client()
+    for integration in kwargs["disabled_integrations"]:
+        client.integrations.pop(integration.identifier, None)
     asgi.install()
     return True
 

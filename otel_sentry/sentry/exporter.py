@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import threading
+import time
 import weakref
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -32,8 +33,8 @@ from sentry_sdk.transport import Transport
 
 from otel_sentry.sentry.sampler import SentrySampler
 from otel_sentry.sentry.segments import Segment, SegmentBuffer
+from otel_sentry.sentry.senders import SenderPool
 from otel_sentry.sentry.transactions import TransactionDefaults, build_transaction
-from otel_sentry.sentry.transport import EnvelopeTransport
 
 __all__ = ["TransactionExporter"]
 
@@ -74,6 +75,7 @@ class TransactionExporter(SpanProcessor):
         batch_size: int = 256,
         schedule_delay: float = 0.5,
         buffer: SegmentBuffer | None = None,
+        senders: int = 4,
     ) -> None:
         self.defaults = defaults
         self.sampler = sampler
@@ -86,6 +88,7 @@ class TransactionExporter(SpanProcessor):
         self._queue: collections.deque[ReadableSpan] = collections.deque()
         self._overflow = 0
         self._shutdown = False
+        self._senders = SenderPool(transport, threads=senders)
         self._start_worker()
         if hasattr(os, "register_at_fork"):
             ref = weakref.WeakMethod(self._after_fork)
@@ -121,18 +124,22 @@ class TransactionExporter(SpanProcessor):
         self._buffer = SegmentBuffer(
             self._buffer.max_children, self._buffer.max_pending, self._buffer.max_wait
         )
+        self._senders.after_fork()
         self._start_worker()
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         if self._shutdown or not self._thread.is_alive():
             return False
+        deadline = time.monotonic() + timeout_millis / 1000
         with self._flushed:
             self._flush_requested += 1
             ticket = self._flush_requested
             self._wake.set()
-            return self._flushed.wait_for(
+            if not self._flushed.wait_for(
                 lambda: self._flush_done >= ticket, timeout=timeout_millis / 1000
-            )
+            ):
+                return False
+        return self._senders.wait_idle(max(0.0, deadline - time.monotonic()))
 
     def shutdown(self) -> None:
         if self._shutdown:
@@ -141,6 +148,7 @@ class TransactionExporter(SpanProcessor):
         self._shutdown = True
         self._wake.set()
         self._thread.join(timeout=10)
+        self._senders.close(timeout=5)
 
     # -- worker thread ------------------------------------------------------------------------
     def _run(self) -> None:
@@ -221,8 +229,4 @@ class TransactionExporter(SpanProcessor):
         if self.defaults.sdk:
             headers["sdk"] = dict(self.defaults.sdk)
         item = Item(payload=PayloadRef(bytes=_dumps(event), json=event), type="transaction")
-        envelope = Envelope(headers=headers, items=[item])
-        if isinstance(transport, EnvelopeTransport):
-            transport.send_now(envelope)  # this thread is the queue; see transport.py
-        else:
-            transport.capture_envelope(envelope)
+        self._senders.submit(Envelope(headers=headers, items=[item]))

@@ -31,7 +31,7 @@ def _discarded(inbox: Inbox) -> dict[tuple[str, str], int]:
     return out
 
 
-def test_it_is_the_default_and_reuses_one_connection(inbox: Inbox) -> None:
+def test_it_is_the_default_and_reuses_its_connections(inbox: Inbox) -> None:
     otel_sentry.init(dsn=inbox.dsn(), instrument=False)
     transport = sentry_sdk.get_client().transport
     assert isinstance(transport, EnvelopeTransport)
@@ -39,7 +39,8 @@ def test_it_is_the_default_and_reuses_one_connection(inbox: Inbox) -> None:
     otel_sentry.flush(10)
     inbox.wait_for_items("transaction", count=200, timeout=10)
     assert inbox.counts.requests == 200
-    assert len(list(transport._connections)) == 1  # one keep-alive connection for the exporter
+    # One keep-alive connection per sender thread, reused: not one per envelope.
+    assert 1 <= len(list(transport._connections)) <= 4
     assert inbox.problems == []
 
 
