@@ -60,7 +60,24 @@ def _data(attributes: Mapping[str, Any] | None) -> dict[str, Any]:
     return data
 
 
-def _span(span: ReadableSpan, sem: SpanSemantics, trace_id: str) -> dict[str, Any]:
+def attributes_of(span: ReadableSpan) -> dict[str, Any]:
+    """A span's attributes as a plain dict, read once.
+
+    ``ReadableSpan.attributes`` is a read-only proxy over ``BoundedAttributes``, whose every
+    lookup runs Python code; the semantics look up a dozen keys per span. The SDK keeps a plain
+    dict inside; we copy it directly when it is there (a C-level copy), else go the slow way.
+    """
+    inner = getattr(getattr(span, "_attributes", None), "_dict", None)
+    if isinstance(inner, dict):
+        return dict(inner)
+    return dict(span.attributes or {})
+
+
+def _span(span: ReadableSpan, trace_id: str) -> dict[str, Any]:
+    attrs = attributes_of(span)
+    sem = interpret(span.name, span.kind, attrs, span.status.status_code)
+    for key in _INTERNAL.intersection(attrs):
+        del attrs[key]
     out: dict[str, Any] = {
         "trace_id": trace_id,
         "span_id": _hex_span(span.context.span_id),
@@ -70,15 +87,11 @@ def _span(span: ReadableSpan, sem: SpanSemantics, trace_id: str) -> dict[str, An
         "start_timestamp": (span.start_time or 0) / 1e9,
         "timestamp": (span.end_time or span.start_time or 0) / 1e9,
         "origin": "auto.otel",
-        "data": _data(span.attributes),
+        "data": attrs,
     }
     if span.parent is not None:
         out["parent_span_id"] = _hex_span(span.parent.span_id)
     return out
-
-
-def _semantics(span: ReadableSpan) -> SpanSemantics:
-    return interpret(span.name, span.kind, span.attributes, span.status.status_code)
 
 
 _resource_cache: tuple[object, dict[str, Any]] | None = None
@@ -95,10 +108,10 @@ def _resource_context(resource: Resource) -> dict[str, Any]:
     return cached[1]
 
 
-def dsc_for(segment: Segment, sem: SpanSemantics, defaults: TransactionDefaults) -> dict[str, str]:
+def dsc_for(
+    root: ReadableSpan, attrs: Mapping[str, Any], sem: SpanSemantics, defaults: TransactionDefaults
+) -> dict[str, str]:
     """The trace's DSC: the frozen upstream one when we continue a trace, else ours as head."""
-    root = segment.root
-    attrs = root.attributes or {}
     upstream = attrs.get(DSC_ATTRIBUTE)
     if isinstance(upstream, str):
         values = dict(parse_baggage(upstream).values)
@@ -127,7 +140,12 @@ def build_transaction(
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """(transaction event, DSC for the envelope header)."""
     root = segment.root
-    sem = _semantics(root)
+    attrs = attributes_of(root)
+    sem = interpret(root.name, root.kind, attrs, root.status.status_code)
+    dsc = dsc_for(root, attrs, sem, defaults)
+    data = dict(attrs)
+    for key in _INTERNAL.intersection(data):
+        del data[key]
     trace_id = f"{root.context.trace_id:032x}"
     trace_context: dict[str, Any] = {
         "trace_id": trace_id,
@@ -135,7 +153,7 @@ def build_transaction(
         "op": sem.op,
         "status": sem.status,
         "origin": "auto.otel",
-        "data": _data(root.attributes),
+        "data": data,
     }
     if root.parent is not None:
         trace_context["parent_span_id"] = _hex_span(root.parent.span_id)
@@ -151,7 +169,7 @@ def build_transaction(
             "trace": trace_context,
             "otel": {"resource": _resource_context(root.resource)},
         },
-        "spans": [_span(child, _semantics(child), trace_id) for child in segment.children],
+        "spans": [_span(child, trace_id) for child in segment.children],
     }
     if defaults.release:
         event["release"] = defaults.release
@@ -159,7 +177,7 @@ def build_transaction(
         event["environment"] = defaults.environment
     if defaults.sdk:
         event["sdk"] = dict(defaults.sdk)
-    tags, user = _tags_and_user(trace_context["data"])
+    tags, user = _tags_and_user(data)
     if segment.kind != "complete":
         # A late or orphaned piece of a trace: same trace id, flagged so nobody mistakes it
         # for a whole request.
@@ -169,10 +187,10 @@ def build_transaction(
     if user:
         event["user"] = user
     if sem.op == "http.server":
-        request = _request(root.attributes or {})
+        request = _request(attrs)
         if request:
             event["request"] = request
-    return event, dsc_for(segment, sem, defaults)
+    return event, dsc
 
 
 _USER_FIELDS = (("enduser.id", "id"), ("enduser.name", "username"), ("user.email", "email"))

@@ -79,14 +79,14 @@ class _Connection:
         default = 443 if tls is not None else 80
         self.host_header = host if port == default else f"{host}:{port}"
         self._sock: socket.socket | None = None
-        self._rfile: Any = None
+        self._buf = bytearray()
 
     def close(self) -> None:
         if self._sock is not None:
             with contextlib.suppress(OSError):
-                self._rfile.close()
                 self._sock.close()
-        self._sock = self._rfile = None
+        self._sock = None
+        self._buf.clear()
 
     def _connect(self) -> None:
         sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
@@ -94,7 +94,6 @@ class _Connection:
         if self.tls is not None:
             sock = self.tls.wrap_socket(sock, server_hostname=self.host)
         self._sock = sock
-        self._rfile = sock.makefile("rb")
 
     def request(
         self, method: str, target: str, body: bytes, headers: Mapping[str, str]
@@ -111,29 +110,50 @@ class _Connection:
         self._sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body)
         return self._read_response()
 
+    def _fill(self) -> None:
+        assert self._sock is not None
+        chunk = self._sock.recv(65536)
+        if not chunk:
+            raise _ClosedError("connection closed before a complete response")
+        self._buf += chunk
+
+    def _take(self, n: int) -> bytes:
+        while len(self._buf) < n:
+            self._fill()
+        data = bytes(self._buf[:n])
+        del self._buf[:n]
+        return data
+
+    def _take_line(self) -> bytes:
+        while (end := self._buf.find(b"\r\n")) < 0:
+            self._fill()
+        return self._take(end + 2)[:-2]
+
     def _read_response(self) -> _Response:
-        rfile = self._rfile
-        line = rfile.readline(65537)
-        if not line:
-            raise _ClosedError("connection closed before a response")
-        parts = line.split(None, 2)
-        if len(parts) < 2 or not parts[0].startswith(b"HTTP/"):
-            raise ConnectionError(f"not an HTTP response: {line[:80]!r}")
+        # One recv usually holds the whole answer: parse from a buffer, not line by line.
+        while (end := self._buf.find(b"\r\n\r\n")) < 0:
+            if len(self._buf) > 65536:
+                raise ConnectionError("response headers too large")
+            self._fill()
+        head = self._take(end + 4).decode("latin-1").split("\r\n")
+        parts = head[0].split(None, 2)
+        if len(parts) < 2 or not parts[0].startswith("HTTP/"):
+            raise ConnectionError(f"not an HTTP response: {head[0][:80]!r}")
         status = int(parts[1])
         headers = _Headers()
-        while True:
-            line = rfile.readline(65537)
-            if line in (b"\r\n", b"\n", b""):
-                break
-            key, _, value = line.decode("latin-1").partition(":")
-            headers[key.strip().lower()] = value.strip()
+        for line in head[1:]:
+            key, sep, value = line.partition(":")
+            if sep:
+                headers[key.strip().lower()] = value.strip()
         if headers.get("transfer-encoding", "").lower() == "chunked":
             data = self._read_chunked()
         elif "content-length" in headers:
-            data = rfile.read(int(headers["content-length"]))
+            data = self._take(int(headers["content-length"]))
         else:  # the server marks the end by closing
-            data = rfile.read()
-            headers["connection"] = "close"
+            with contextlib.suppress(_ClosedError):
+                while True:
+                    self._fill()
+            data, headers["connection"] = bytes(self._buf), "close"
         if headers.get("connection", "").lower() == "close":
             self.close()
         return _Response(status, headers, data)
@@ -141,13 +161,13 @@ class _Connection:
     def _read_chunked(self) -> bytes:
         chunks: list[bytes] = []
         while True:
-            size = int(self._rfile.readline(65537).split(b";", 1)[0].strip() or b"0", 16)
+            size = int(self._take_line().split(b";", 1)[0].strip() or b"0", 16)
             if size == 0:
-                while self._rfile.readline(65537) not in (b"\r\n", b"\n", b""):
+                while self._take_line():
                     pass  # trailers
                 return b"".join(chunks)
-            chunks.append(self._rfile.read(size))
-            self._rfile.readline(65537)
+            chunks.append(self._take(size))
+            self._take_line()
 
 
 class EnvelopeTransport(HttpTransport):
