@@ -27,6 +27,7 @@ from otel_sentry.values import (
     parse_dsn_text,
     parse_export,
     parse_instrument,
+    parse_names,
     parse_optional_rate,
     parse_rate,
     parse_rules,
@@ -207,6 +208,14 @@ OPTIONS: tuple[Option, ...] = (
         "Sentry org id for strict trace continuation (else read from the DSN host).",
     ),
     Option(
+        "trace_propagation_targets",
+        ("SENTRY_TRACE_PROPAGATION_TARGETS",),
+        parse_names,
+        None,
+        "Where outgoing requests carry trace headers: substrings or regexes of the URL; "
+        "default: everywhere but well-known third-party APIs (LLM providers, Stripe, AWS).",
+    ),
+    Option(
         "strict_trace_continuation",
         ("SENTRY_STRICT_TRACE_CONTINUATION",),
         parse_bool,
@@ -247,6 +256,7 @@ class Settings:
     instrument: bool | tuple[str, ...]
     spotlight: str | None
     org_id: str | None
+    trace_propagation_targets: tuple[str, ...] | None
     strict_trace_continuation: bool
     code: tuple[tuple[str, Any], ...] = ()
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import logging
+import os
 import signal
 import threading
 from collections.abc import Sequence
@@ -25,7 +26,7 @@ from typing import Any
 
 import sentry_sdk
 from opentelemetry import context as otel_context
-from opentelemetry import trace
+from opentelemetry import propagate, trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.sampling import (
@@ -44,6 +45,7 @@ from otel_sentry.roots import LocalRootTracker
 from otel_sentry.sentry import asgi
 from otel_sentry.sentry.events import link_events, unlink_events
 from otel_sentry.sentry.exporter import TransactionExporter
+from otel_sentry.sentry.propagator import SentryPropagator
 from otel_sentry.sentry.sampler import SentrySampler
 from otel_sentry.sentry.transactions import TransactionDefaults
 from otel_sentry.sentry.transport import EnvelopeTransport
@@ -138,6 +140,7 @@ def init(**options: Any) -> Settings:
         _switchboard.targets = tuple(_span_processors(settings, sampler, client))
         if client:
             link_events(_defaults(settings))
+        _install_propagator()
         instrumented = registry.enable(provider, settings.instrument) if settings.instrument else []
         _installed = _Installed(settings, instrumented, client)
         if not _atexit_registered:
@@ -197,6 +200,19 @@ def _explicit_changes(old: Settings, new: Settings, options: dict[str, Any]) -> 
     old_code, new_code = dict(old.code), dict(new.code)
     changed += [k for k in new_code if k in options and old_code.get(k) is not new_code[k]]
     return changed
+
+
+def _install_propagator() -> None:
+    """Ours, unless OTEL_PROPAGATORS names others without ``sentry``: then theirs, and a warning."""
+    named = [p.strip() for p in os.environ.get("OTEL_PROPAGATORS", "").split(",") if p.strip()]
+    if named and "sentry" not in named:
+        _log.warning(
+            "otel-sentry: OTEL_PROPAGATORS=%s does not include 'sentry': sentry-trace and baggage "
+            "from Sentry's JS SDKs will not be read. Add 'sentry' to continue their traces.",
+            ",".join(named),
+        )
+        return
+    propagate.set_global_textmap(SentryPropagator())
 
 
 def _install_sigterm_flush() -> None:

@@ -19,6 +19,8 @@ from typing import Any
 
 from opentelemetry.trace import TracerProvider
 
+from otel_sentry.instrument.outgoing import httpx_hooks
+
 __all__ = ["Instrumentation", "discover", "enable"]
 
 _log = logging.getLogger("otel_sentry")
@@ -27,6 +29,8 @@ _log = logging.getLogger("otel_sentry")
 # "http receive" spans say nothing a trace reader needs, and cost as much as the request span.
 _OPTIONS: dict[str, dict[str, Any]] = {
     "fastapi": {"exclude_spans": ["receive", "send"]},
+    # Record where each request goes, so the propagator can keep trace headers from third parties.
+    "httpx": httpx_hooks(),
 }
 
 # Instrumentors whose spans duplicate or contradict what another one already gives us.

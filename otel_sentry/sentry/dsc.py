@@ -22,6 +22,7 @@ __all__ = [
     "BAGGAGE_MAX_BYTES",
     "BAGGAGE_MAX_MEMBERS",
     "CONTEXT_KEY",
+    "DSC_ATTRIBUTE",
     "IncomingTrace",
     "ParsedBaggage",
     "consistent_sample_rand",
@@ -40,6 +41,8 @@ _PREFIX = "sentry-"
 
 # The propagator stores what it extracted under this key; the sampler and the processors read it.
 CONTEXT_KEY = create_key("otel_sentry.incoming_trace")
+# The upstream's frozen DSC, as baggage, on a continued root span (for the export thread).
+DSC_ATTRIBUTE = "sentry.dsc"
 
 
 @dataclass(frozen=True, slots=True)

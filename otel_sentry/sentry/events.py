@@ -20,10 +20,10 @@ from sentry_sdk.scope import add_global_event_processor
 from sentry_sdk.types import Event
 
 from otel_sentry.roots import local_root
-from otel_sentry.sentry.dsc import head_dsc, incoming_trace, parse_baggage
+from otel_sentry.sentry.dsc import DSC_ATTRIBUTE, head_dsc, incoming_trace, parse_baggage
 from otel_sentry.sentry.sampler import decision_from_trace_state
 from otel_sentry.sentry.semantics import interpret
-from otel_sentry.sentry.transactions import DSC_ATTRIBUTE, TransactionDefaults
+from otel_sentry.sentry.transactions import TransactionDefaults
 
 __all__ = ["link_events", "trace_context_for_current_span", "unlink_events"]
 

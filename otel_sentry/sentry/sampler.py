@@ -23,7 +23,13 @@ from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
 from opentelemetry.trace import Link, SpanKind, TraceState, get_current_span
 from opentelemetry.util.types import Attributes
 
-from otel_sentry.sentry.dsc import consistent_sample_rand, incoming_trace, rand_from_trace_id
+from otel_sentry.sentry.dsc import (
+    DSC_ATTRIBUTE,
+    consistent_sample_rand,
+    incoming_trace,
+    rand_from_trace_id,
+    serialize_baggage,
+)
 
 __all__ = [
     "SAMPLE_RAND_ATTRIBUTE",
@@ -132,6 +138,8 @@ class SentrySampler(Sampler):
         kept = dict(attributes) if attributes else {}
         kept[SAMPLE_RATE_ATTRIBUTE] = rate
         kept[SAMPLE_RAND_ATTRIBUTE] = rand
+        if incoming is not None and incoming.dsc:
+            kept[DSC_ATTRIBUTE] = serialize_baggage(incoming.dsc)
         return SamplingResult(Decision.RECORD_AND_SAMPLE, kept, state)
 
     def _explicit_rate(

@@ -18,7 +18,7 @@ from typing import Any
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
 
-from otel_sentry.sentry.dsc import head_dsc, parse_baggage
+from otel_sentry.sentry.dsc import DSC_ATTRIBUTE, head_dsc, parse_baggage
 from otel_sentry.sentry.sampler import (
     SAMPLE_RAND_ATTRIBUTE,
     SAMPLE_RATE_ATTRIBUTE,
@@ -29,8 +29,6 @@ from otel_sentry.sentry.semantics import SpanSemantics, interpret
 
 __all__ = ["DSC_ATTRIBUTE", "TransactionDefaults", "build_transaction", "dsc_for"]
 
-# The frozen upstream DSC, as the baggage the sampler saw; set on continued roots only.
-DSC_ATTRIBUTE = "sentry.dsc"
 # Attributes that carry our own bookkeeping: kept off span data.
 _INTERNAL = frozenset({DSC_ATTRIBUTE, "sentry.op", "sentry.description", "sentry.source"})
 # Transaction sources whose names are low-cardinality, so they may travel in the DSC.
