@@ -17,15 +17,20 @@ from dataclasses import dataclass
 from urllib.parse import quote, unquote
 
 from opentelemetry.context import Context, create_key, get_value
+from opentelemetry.trace import SpanContext, TraceState
 
 __all__ = [
     "BAGGAGE_MAX_BYTES",
     "BAGGAGE_MAX_MEMBERS",
     "CONTEXT_KEY",
     "DSC_ATTRIBUTE",
+    "TRACE_STATE_KEY",
+    "DscSource",
     "IncomingTrace",
     "ParsedBaggage",
     "consistent_sample_rand",
+    "decision_from_trace_state",
+    "dsc_for_context",
     "format_rate",
     "format_sample_rand",
     "head_dsc",
@@ -43,6 +48,8 @@ _PREFIX = "sentry-"
 CONTEXT_KEY = create_key("otel_sentry.incoming_trace")
 # The upstream's frozen DSC, as baggage, on a continued root span (for the export thread).
 DSC_ATTRIBUTE = "sentry.dsc"
+# The root's sampling inputs, in the span context's tracestate: "r:<sample_rand>;s:<sample_rate>".
+TRACE_STATE_KEY = "sentry"
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,3 +186,56 @@ def head_dsc(
     if org_id:
         dsc["org_id"] = org_id
     return dsc
+
+
+def decision_from_trace_state(trace_state: TraceState) -> tuple[float, float] | None:
+    """(sample_rand, sample_rate) that the trace's root recorded, if it was ours."""
+    value = trace_state.get(TRACE_STATE_KEY)
+    if not value:
+        return None
+    try:
+        rand_part, rate_part = value.split(";", 1)
+        return float(rand_part[2:]), float(rate_part[2:])
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True)
+class DscSource:
+    """What this service puts in a DSC it creates as the head of a trace."""
+
+    public_key: str | None = None
+    release: str | None = None
+    environment: str | None = None
+    org_id: str | None = None
+
+
+def dsc_for_context(
+    ctx: SpanContext,
+    incoming: IncomingTrace | None,
+    source: DscSource,
+    upstream_baggage: object = None,
+    transaction: str | None = None,
+) -> dict[str, str]:
+    """The trace's DSC as seen from a span: the upstream's, frozen, or ours as head.
+
+    ``upstream_baggage`` is the ``sentry.dsc`` attribute of a continued root, for callers that
+    have the span but not the request's context (the export thread).
+    """
+    if incoming is not None and incoming.dsc:
+        return dict(incoming.dsc)
+    if isinstance(upstream_baggage, str) and (values := parse_baggage(upstream_baggage).values):
+        return dict(values)
+    recorded = decision_from_trace_state(ctx.trace_state)
+    rand, rate = recorded if recorded else (0.0, 1.0)
+    return head_dsc(
+        trace_id=ctx.trace_id,
+        public_key=source.public_key,
+        sample_rate=rate,
+        sample_rand=rand,
+        sampled=ctx.trace_flags.sampled,
+        release=source.release,
+        environment=source.environment,
+        transaction=transaction,
+        org_id=source.org_id,
+    )

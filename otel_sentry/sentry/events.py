@@ -20,8 +20,7 @@ from sentry_sdk.scope import add_global_event_processor
 from sentry_sdk.types import Event
 
 from otel_sentry.roots import local_root
-from otel_sentry.sentry.dsc import DSC_ATTRIBUTE, head_dsc, incoming_trace, parse_baggage
-from otel_sentry.sentry.sampler import decision_from_trace_state
+from otel_sentry.sentry.dsc import DSC_ATTRIBUTE, dsc_for_context, incoming_trace
 from otel_sentry.sentry.semantics import interpret
 from otel_sentry.sentry.transactions import TransactionDefaults
 
@@ -66,26 +65,8 @@ def trace_context_for_current_span(defaults: TransactionDefaults) -> dict[str, A
 
 
 def _dsc(span: Any, ctx: trace.SpanContext, defaults: TransactionDefaults) -> dict[str, str]:
-    incoming = incoming_trace(None)
-    if incoming is not None and incoming.dsc:
-        return dict(incoming.dsc)
     attrs = getattr(span, "attributes", None) or {}
-    upstream = attrs.get(DSC_ATTRIBUTE)
-    if isinstance(upstream, str) and (values := parse_baggage(upstream).values):
-        return dict(values)
-    recorded = decision_from_trace_state(ctx.trace_state)
-    rand, rate = recorded if recorded else (0.0, 1.0)
-    return head_dsc(
-        trace_id=ctx.trace_id,
-        public_key=defaults.public_key,
-        sample_rate=rate,
-        sample_rand=rand,
-        sampled=ctx.trace_flags.sampled,
-        release=defaults.release,
-        environment=defaults.environment,
-        transaction=None,
-        org_id=defaults.org_id,
-    )
+    return dsc_for_context(ctx, incoming_trace(None), defaults, attrs.get(DSC_ATTRIBUTE))
 
 
 def _processor(event: Event, hint: dict[str, Any]) -> Event:

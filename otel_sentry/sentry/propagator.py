@@ -26,7 +26,7 @@ Anything malformed is ignored and a fresh trace starts: extraction never raises.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,15 +47,15 @@ from otel_sentry.instrument.outgoing import OUTGOING_URL
 from otel_sentry.sentry.dsc import (
     BAGGAGE_MAX_BYTES,
     CONTEXT_KEY,
+    DscSource,
     IncomingTrace,
     consistent_sample_rand,
+    dsc_for_context,
     format_sample_rand,
-    head_dsc,
     incoming_trace,
     parse_baggage,
     serialize_baggage,
 )
-from otel_sentry.sentry.sampler import decision_from_trace_state
 
 __all__ = [
     "DEFAULT_DENIED_HOSTS",
@@ -110,13 +110,9 @@ def should_propagate(url: str | None, targets: tuple[str, ...] | None) -> bool:
 
 
 @dataclass(frozen=True)
-class HeadDsc:
-    """What this service puts in the DSC when it is the head of a trace."""
+class HeadDsc(DscSource):
+    """The DSC this service creates as head, and how it treats incoming traces and targets."""
 
-    public_key: str | None = None
-    release: str | None = None
-    environment: str | None = None
-    org_id: str | None = None
     strict: bool = False
     propagation_targets: tuple[str, ...] | None = None
 
@@ -257,7 +253,7 @@ class SentryPropagator(TextMapPropagator):
         )
         _W3C.inject(carrier, trace.set_span_in_context(span), setter)
         incoming = incoming_trace(context)
-        dsc, foreign = _outgoing_dsc(ctx, span, incoming, head)
+        dsc, foreign = _outgoing_dsc(ctx, incoming, head)
         existing = _existing_baggage(carrier)
         if existing:
             # Someone set baggage on this request already: keep their entries, replace ours.
@@ -313,24 +309,7 @@ def _existing_baggage(carrier: Any) -> str | None:
 
 
 def _outgoing_dsc(
-    ctx: SpanContext, span: Any, incoming: IncomingTrace | None, head: HeadDsc
+    ctx: SpanContext, incoming: IncomingTrace | None, head: HeadDsc
 ) -> tuple[dict[str, str], tuple[str, ...]]:
-    foreign: Iterable[str] = incoming.foreign_baggage if incoming is not None else ()
-    if incoming is not None and incoming.dsc:
-        return dict(incoming.dsc), tuple(foreign)  # frozen: passed on exactly as received
-    recorded = decision_from_trace_state(ctx.trace_state)
-    rand, rate = recorded if recorded else (0.0, 1.0)
-    return (
-        head_dsc(
-            trace_id=ctx.trace_id,
-            public_key=head.public_key,
-            sample_rate=rate,
-            sample_rand=rand,
-            sampled=ctx.trace_flags.sampled,
-            release=head.release,
-            environment=head.environment,
-            transaction=None,
-            org_id=head.org_id,
-        ),
-        tuple(foreign),
-    )
+    foreign = incoming.foreign_baggage if incoming is not None else ()
+    return dsc_for_context(ctx, incoming, head), tuple(foreign)

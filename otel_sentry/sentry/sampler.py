@@ -25,7 +25,9 @@ from opentelemetry.util.types import Attributes
 
 from otel_sentry.sentry.dsc import (
     DSC_ATTRIBUTE,
+    TRACE_STATE_KEY,
     consistent_sample_rand,
+    decision_from_trace_state,
     incoming_trace,
     rand_from_trace_id,
     serialize_baggage,
@@ -43,23 +45,10 @@ _log = logging.getLogger("otel_sentry")
 
 SAMPLE_RATE_ATTRIBUTE = "sentry.sample_rate"
 SAMPLE_RAND_ATTRIBUTE = "sentry.sample_rand"
-TRACE_STATE_KEY = "sentry"  # value "r:<sample_rand>;s:<sample_rate>"
 
 _EMPTY_STATE = TraceState()
 
 TracesSampler = Callable[[dict[str, Any]], "float | bool | int | None"]
-
-
-def decision_from_trace_state(trace_state: TraceState) -> tuple[float, float] | None:
-    """(sample_rand, sample_rate) that the trace's root recorded, if it was ours."""
-    value = trace_state.get(TRACE_STATE_KEY)
-    if not value:
-        return None
-    try:
-        rand_part, rate_part = value.split(";", 1)
-        return float(rand_part[2:]), float(rate_part[2:])
-    except ValueError:
-        return None
 
 
 class SentrySampler(Sampler):

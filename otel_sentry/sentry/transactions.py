@@ -18,12 +18,7 @@ from typing import Any
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
 
-from otel_sentry.sentry.dsc import DSC_ATTRIBUTE, head_dsc, parse_baggage
-from otel_sentry.sentry.sampler import (
-    SAMPLE_RAND_ATTRIBUTE,
-    SAMPLE_RATE_ATTRIBUTE,
-    decision_from_trace_state,
-)
+from otel_sentry.sentry.dsc import DSC_ATTRIBUTE, DscSource, dsc_for_context
 from otel_sentry.sentry.segments import Segment
 from otel_sentry.sentry.semantics import SpanSemantics, interpret
 
@@ -36,11 +31,7 @@ _LOW_CARDINALITY = frozenset({"route", "custom", "task", "component", "view"})
 
 
 @dataclass(frozen=True)
-class TransactionDefaults:
-    release: str | None = None
-    environment: str | None = None
-    public_key: str | None = None
-    org_id: str | None = None
+class TransactionDefaults(DscSource):
     sdk: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -110,27 +101,8 @@ def dsc_for(
     root: ReadableSpan, attrs: Mapping[str, Any], sem: SpanSemantics, defaults: TransactionDefaults
 ) -> dict[str, str]:
     """The trace's DSC: the frozen upstream one when we continue a trace, else ours as head."""
-    upstream = attrs.get(DSC_ATTRIBUTE)
-    if isinstance(upstream, str):
-        values = dict(parse_baggage(upstream).values)
-        if values:
-            return values
-    rate = attrs.get(SAMPLE_RATE_ATTRIBUTE)
-    rand = attrs.get(SAMPLE_RAND_ATTRIBUTE)
-    if not isinstance(rate, float) or not isinstance(rand, float):
-        recorded = decision_from_trace_state(root.context.trace_state)
-        rand, rate = recorded if recorded else (0.0, 1.0)
-    return head_dsc(
-        trace_id=root.context.trace_id,
-        public_key=defaults.public_key,
-        sample_rate=rate,
-        sample_rand=rand,
-        sampled=True,
-        release=defaults.release,
-        environment=defaults.environment,
-        transaction=sem.description if sem.source in _LOW_CARDINALITY else None,
-        org_id=defaults.org_id,
-    )
+    name = sem.description if sem.source in _LOW_CARDINALITY else None
+    return dsc_for_context(root.context, None, defaults, attrs.get(DSC_ATTRIBUTE), name)
 
 
 def build_transaction(
