@@ -22,7 +22,7 @@ from sentry_sdk.types import Event
 from otel_sentry.roots import local_root
 from otel_sentry.sentry.dsc import DSC_ATTRIBUTE, dsc_for_context, incoming_trace
 from otel_sentry.sentry.semantics import interpret
-from otel_sentry.sentry.transactions import TransactionDefaults
+from otel_sentry.sentry.transactions import TransactionDefaults, dsc_transaction_name
 
 __all__ = ["link_events", "trace_context_for_current_span", "unlink_events"]
 
@@ -66,7 +66,8 @@ def trace_context_for_current_span(defaults: TransactionDefaults) -> dict[str, A
 
 def _dsc(span: Any, ctx: trace.SpanContext, defaults: TransactionDefaults) -> dict[str, str]:
     attrs = getattr(span, "attributes", None) or {}
-    return dsc_for_context(ctx, incoming_trace(None), defaults, attrs.get(DSC_ATTRIBUTE))
+    name = dsc_transaction_name(local_root(), ctx.trace_id)
+    return dsc_for_context(ctx, incoming_trace(None), defaults, attrs.get(DSC_ATTRIBUTE), name)
 
 
 def _processor(event: Event, hint: dict[str, Any]) -> Event:

@@ -44,6 +44,7 @@ from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, Trace
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from otel_sentry.instrument.outgoing import OUTGOING_URL
+from otel_sentry.roots import local_root
 from otel_sentry.sentry.dsc import (
     BAGGAGE_MAX_BYTES,
     CONTEXT_KEY,
@@ -56,6 +57,7 @@ from otel_sentry.sentry.dsc import (
     parse_baggage,
     serialize_baggage,
 )
+from otel_sentry.sentry.transactions import dsc_transaction_name
 
 __all__ = [
     "DEFAULT_DENIED_HOSTS",
@@ -312,4 +314,6 @@ def _outgoing_dsc(
     ctx: SpanContext, incoming: IncomingTrace | None, head: HeadDsc
 ) -> tuple[dict[str, str], tuple[str, ...]]:
     foreign = incoming.foreign_baggage if incoming is not None else ()
-    return dsc_for_context(ctx, incoming, head), tuple(foreign)
+    frozen = incoming is not None and bool(incoming.dsc)
+    name = None if frozen else dsc_transaction_name(local_root(), ctx.trace_id)
+    return dsc_for_context(ctx, incoming, head, transaction=name), tuple(foreign)

@@ -22,7 +22,13 @@ from otel_sentry.sentry.dsc import DSC_ATTRIBUTE, DscSource, dsc_for_context
 from otel_sentry.sentry.segments import Segment
 from otel_sentry.sentry.semantics import SpanSemantics, interpret
 
-__all__ = ["DSC_ATTRIBUTE", "TransactionDefaults", "build_transaction", "dsc_for"]
+__all__ = [
+    "DSC_ATTRIBUTE",
+    "TransactionDefaults",
+    "build_transaction",
+    "dsc_for",
+    "dsc_transaction_name",
+]
 
 # Attributes that carry our own bookkeeping: kept off span data.
 _INTERNAL = frozenset({DSC_ATTRIBUTE, "sentry.op", "sentry.description", "sentry.source"})
@@ -95,6 +101,18 @@ def _resource_context(resource: Resource) -> dict[str, Any]:
         cached = (resource.attributes, _data(resource.attributes))
         _resource_cache = cached
     return cached[1]
+
+
+def dsc_transaction_name(root: ReadableSpan | None, trace_id: int) -> str | None:
+    """The root's name for the DSC, when the root is this trace's and its name is low-cardinality.
+
+    Every envelope of a trace must carry the same DSC, so the outgoing headers, the errors and
+    the transaction all take the name from the root span the same way.
+    """
+    if root is None or root.context is None or root.context.trace_id != trace_id:
+        return None
+    sem = interpret(root.name, root.kind, attributes_of(root), root.status.status_code)
+    return sem.description if sem.source in _LOW_CARDINALITY else None
 
 
 def dsc_for(
