@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup system-deps demo test lint format bench clean
+.PHONY: setup system-deps node-deps demo test lint format bench clean
 
 setup: $(STAMP)
 
@@ -19,10 +19,15 @@ $(STAMP): pyproject.toml
 system-deps:
 	bash scripts/system-deps.sh
 
+# npm packages of the cross-language interop tests (tests/interop), reinstalled when
+# package-lock.json changes.
+node-deps:
+	bash scripts/node-deps.sh
+
 demo: setup
 	$(PY) examples/demo.py
 
-test: setup system-deps
+test: setup system-deps node-deps
 	$(PY) -m pytest
 
 LINTED := otel_sentry tests examples $(wildcard benchmarks)

@@ -11,7 +11,8 @@ what arrived here and what Sentry received.
   test sees which headers this service sent downstream.
 
 Browsers send ``sentry-trace``, ``baggage`` and ``traceparent`` cross-origin only when the API
-allows them, hence the CORS middleware with exactly those headers.
+allows them: ``allow_trace_headers`` is the README's way to do that, for the origins in
+``INTEROP_ALLOW_ORIGINS`` (comma-separated).
 """
 
 from __future__ import annotations
@@ -24,16 +25,14 @@ otel_sentry.init(instrument=("fastapi", "httpx"))
 
 import httpx  # noqa: E402  (after init, so it gets instrumented)
 from fastapi import FastAPI, Request  # noqa: E402
-from fastapi.middleware.cors import CORSMiddleware  # noqa: E402
+
+from otel_sentry.instrument.web import allow_trace_headers  # noqa: E402
 
 TRACE_HEADERS = ("sentry-trace", "baggage", "traceparent", "tracestate")
 
 app = FastAPI(title="otel-sentry interop service")
-app.add_middleware(
-    CORSMiddleware,
-    allow_origins=[o for o in os.environ.get("INTEROP_ALLOW_ORIGINS", "").split(",") if o],
-    allow_methods=["GET"],
-    allow_headers=["sentry-trace", "baggage", "traceparent"],
+allow_trace_headers(
+    app, origins=[o for o in os.environ.get("INTEROP_ALLOW_ORIGINS", "").split(",") if o]
 )
 
 
