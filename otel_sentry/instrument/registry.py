@@ -62,6 +62,8 @@ def _conflict(ep: EntryPoint) -> str | None:
 
 
 def _library_conflict(instrumentor: Any) -> str | None:
+    # One distribution can ship several instrumentors (httpx and httpx2): its dependency check
+    # passes while one of them has no library to instrument.
     from opentelemetry.instrumentation.dependencies import get_dependency_conflicts
 
     conflict = get_dependency_conflicts(instrumentor.instrumentation_dependencies())
@@ -86,7 +88,13 @@ def discover(
         elif wanted is True and ep.name in _SKIP_BY_DEFAULT:
             disabled_by = "off by default (name it in instrument= to enable)"
         dist = ep.dist.name if ep.dist is not None else None
-        out.append(Instrumentation(ep.name, dist, _conflict(ep), disabled_by))
+        conflict = _conflict(ep)
+        if conflict is None:
+            try:
+                conflict = _library_conflict(ep.load()())
+            except Exception as exc:  # a broken instrumentation package: report, don't fail
+                conflict = f"cannot load: {exc}"
+        out.append(Instrumentation(ep.name, dist, conflict, disabled_by))
     return out
 
 
@@ -112,10 +120,6 @@ def enable(
             continue
         try:
             instrumentor = by_name[info.name].load()()
-            # One distribution can ship several instrumentors (httpx and httpx2): its
-            # dependency check passes while one of them has no library to instrument.
-            if _library_conflict(instrumentor) is not None:
-                continue
             if not instrumentor.is_instrumented_by_opentelemetry:
                 options = {**_OPTIONS.get(info.name, {}), **kwargs}
                 instrumentor.instrument(tracer_provider=tracer_provider, **options)
