@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup system-deps node-deps demo test lint format bench clean
+.PHONY: setup system-deps node-deps nextjs-deps demo test lint format bench clean
 
 setup: $(STAMP)
 
@@ -24,7 +24,12 @@ system-deps:
 node-deps:
 	bash scripts/node-deps.sh
 
-demo: setup
+# The Next.js front end of the demo (examples/nextjs): npm ci + next build when stale. Without
+# Node.js it says so and does nothing; a failed install does not stop the Python part.
+nextjs-deps:
+	-bash scripts/nextjs-deps.sh
+
+demo: setup nextjs-deps
 	$(PY) examples/demo.py
 
 test: setup system-deps node-deps

@@ -3,18 +3,26 @@
 1. starts the inbox (a local Sentry-compatible ingest) on a free port;
 2. starts ``examples/fastapi_app`` under uvicorn with ``SENTRY_DSN`` pointing at it;
 3. sends a few requests, one of which raises;
-4. prints every envelope that arrived, as the inbox renders it.
+4. prints every envelope that arrived, as the inbox renders it;
+5. when Node.js and the Next.js example are installed (``bash scripts/nextjs-deps.sh``), starts
+   ``examples/nextjs`` (``next start``) in front of the same API, calls its ``/api/checkout``
+   route and prints the one trace that spans both: the Next.js server spans (sent by
+   ``@sentry/nextjs``) and the Python transaction, whose parent is the Next.js ``fetch`` span.
+   Without Node.js, or before the install, that part is skipped with one line saying why.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import IO, Any
 
 import httpx
 
@@ -22,6 +30,7 @@ from otel_sentry.inbox import Inbox
 from otel_sentry.inbox.view import render
 
 ROOT = Path(__file__).resolve().parent.parent
+NEXTJS = ROOT / "examples" / "nextjs"
 
 
 def _free_port() -> int:
@@ -44,40 +53,51 @@ def _wait_until_up(url: str, proc: subprocess.Popen[bytes], timeout: float = 20.
     raise SystemExit(f"the example app did not answer at {url} within {timeout:.0f}s")
 
 
+def _api_env(inbox: Inbox) -> dict[str, str]:
+    return {
+        **os.environ,
+        "SENTRY_DSN": inbox.dsn(),
+        "SENTRY_ENVIRONMENT": "demo",
+        "SENTRY_RELEASE": os.environ.get("SENTRY_RELEASE", "demo@1.0.0"),
+        "OTEL_SERVICE_NAME": "example-api",
+        "PYTHONPATH": str(ROOT),
+    }
+
+
+def _log_file(name: str) -> IO[str]:
+    # The apps' own logs (uvicorn prints the traceback of the 500) go to files, so the terminal
+    # shows what Sentry would show.
+    return tempfile.NamedTemporaryFile(
+        "w", prefix=f"otel-sentry-demo-{name}-", suffix=".log", delete=False
+    )
+
+
+def _start_api(env: dict[str, str], port: int, log: IO[str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "examples.fastapi_app.main:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+
+
 def main() -> int:
     with Inbox() as inbox:
         port = _free_port()
-        env = {
-            **os.environ,
-            "SENTRY_DSN": inbox.dsn(),
-            "SENTRY_ENVIRONMENT": "demo",
-            "SENTRY_RELEASE": os.environ.get("SENTRY_RELEASE", "demo@1.0.0"),
-            "OTEL_SERVICE_NAME": "example-api",
-            "PYTHONPATH": str(ROOT),
-        }
-        # The app's own log (uvicorn prints the traceback of the 500) goes to a file, so the
-        # terminal shows what Sentry would show.
-        log = tempfile.NamedTemporaryFile(  # noqa: SIM115 - kept open for the app's lifetime
-            "w", prefix="otel-sentry-demo-", suffix=".log", delete=False
-        )
-        app = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "examples.fastapi_app.main:app",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--log-level",
-                "warning",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+        log = _log_file("api")
+        app = _start_api(_api_env(inbox), port, log)
         base = f"http://127.0.0.1:{port}"
         try:
             _wait_until_up(f"{base}/health", app)
@@ -101,7 +121,166 @@ def main() -> int:
         print("\nWhat Sentry would show:\n")
         for received in inbox.envelopes:
             print(render(received))
-    return 0
+    return _nextjs()
+
+
+# -- the Next.js front end (examples/nextjs) ---------------------------------------------------
+
+
+def _nextjs_unavailable() -> str | None:
+    """Why the Next.js part cannot run here, or None when it can."""
+    node = shutil.which("node")
+    if node is None or shutil.which("npm") is None:
+        return "node and npm are not on PATH (Node.js >= 20.19 runs it)"
+    version = subprocess.run(
+        [node, "-p", "process.versions.node"], capture_output=True, text=True, check=False
+    ).stdout.strip()
+    try:
+        major, minor = (int(x) for x in version.split(".")[:2])
+    except ValueError:
+        return f"could not read the Node.js version ({version!r})"
+    if (major, minor) < (20, 19):
+        return f"Node.js {version} is too old (Next.js 16 with @sentry/nextjs 11 needs >= 20.19)"
+    if not (NEXTJS / "node_modules" / "next").is_dir():
+        return "examples/nextjs/node_modules is missing (run: bash scripts/nextjs-deps.sh)"
+    if not (NEXTJS / ".next" / "BUILD_ID").is_file():
+        return "examples/nextjs is not built (run: bash scripts/nextjs-deps.sh)"
+    return None
+
+
+def _wait_for_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"the Next.js server exited early with code {proc.returncode}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit(f"the Next.js server did not listen on port {port} within {timeout:.0f}s")
+
+
+def _attr(span: dict[str, Any], key: str) -> Any:
+    value = (span.get("attributes") or {}).get(key)
+    return value.get("value") if isinstance(value, dict) else value
+
+
+def _checkout_segment(inbox: Inbox) -> dict[str, Any] | None:
+    for span in inbox.spans():
+        if span.get("is_segment") and span.get("name") == "POST /api/checkout":
+            return span
+    return None
+
+
+def _api_transaction(inbox: Inbox, trace_id: str) -> dict[str, Any] | None:
+    for tx in inbox.transactions():
+        trace = (tx.get("contexts") or {}).get("trace") or {}
+        if tx.get("transaction") == "GET /items/{item_id}" and trace.get("trace_id") == trace_id:
+            return tx
+    return None
+
+
+def _nextjs() -> int:
+    reason = _nextjs_unavailable()
+    if reason is not None:
+        print(f"\nNext.js part skipped: {reason}.")
+        return 0
+    print("\n" + "=" * 78)
+    print("Next.js in front: a trace that starts in @sentry/nextjs and continues in Python\n")
+    with Inbox() as inbox:
+        api_port, next_port = _free_port(), _free_port()
+        api_env = _api_env(inbox)
+        api_log, next_log = _log_file("api"), _log_file("nextjs")
+        api = _start_api(api_env, api_port, api_log)
+        next_env = {
+            **api_env,
+            "API_URL": f"http://127.0.0.1:{api_port}",
+            "NEXT_TELEMETRY_DISABLED": "1",
+        }
+        next_bin = NEXTJS / "node_modules" / "next" / "dist" / "bin" / "next"
+        nextjs = subprocess.Popen(
+            ["node", str(next_bin), "start", "-H", "127.0.0.1", "-p", str(next_port)],
+            cwd=NEXTJS,
+            env=next_env,
+            stdout=next_log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            _wait_until_up(f"http://127.0.0.1:{api_port}/health", api)
+            _wait_for_port(next_port, nextjs)
+            print(f"next.js at http://127.0.0.1:{next_port} (its log: {next_log.name})")
+            print(f"  API_URL=http://127.0.0.1:{api_port} (its log: {api_log.name})\n")
+            response = httpx.post(f"http://127.0.0.1:{next_port}/api/checkout", timeout=30)
+            print(f"  POST /api/checkout -> {response.status_code} {response.text}")
+            inbox.wait_for(lambda i: _checkout_segment(i) is not None, timeout=15)
+        finally:
+            nextjs.terminate()
+            api.terminate()  # SIGTERM: otel-sentry flushes the transaction
+            nextjs.wait(timeout=15)
+            api.wait(timeout=15)
+            api_log.close()
+            next_log.close()
+        segment = _checkout_segment(inbox)
+        if segment is None:
+            print(f"\nno POST /api/checkout span arrived from Next.js; see {next_log.name}")
+            return 1
+        trace_id = segment["trace_id"]
+        inbox.wait_for(lambda i: _api_transaction(i, trace_id) is not None, timeout=10)
+        tx = _api_transaction(inbox, trace_id)
+        spans = [s for s in inbox.spans() if s.get("trace_id") == trace_id]
+        dsc = next(
+            (
+                r.envelope.headers.get("trace")
+                for r in inbox.envelopes
+                if tx is not None and tx in r.envelope.transactions()
+            ),
+            None,
+        )
+    if tx is None:
+        print(f"\nthe Python transaction did not arrive in trace {trace_id}; see {api_log.name}")
+        return 1
+    return _print_trace(trace_id, spans, tx, dsc)
+
+
+def _print_trace(trace_id: str, spans: list[dict[str, Any]], tx: dict[str, Any], dsc: Any) -> int:
+    by_id = {s["span_id"]: s for s in spans}
+    children: dict[str | None, list[dict[str, Any]]] = {}
+    for span in sorted(spans, key=lambda s: float(s.get("start_timestamp") or 0)):
+        parent = span.get("parent_span_id")
+        children.setdefault(parent if parent in by_id else None, []).append(span)
+    trace = tx["contexts"]["trace"]
+    parent = by_id.get(trace.get("parent_span_id") or "")
+    joined = parent is not None and _attr(parent, "sentry.op") == "http.client"
+
+    print("\nWhat Sentry would show:\n")
+    if joined:
+        print(
+            f"one trace: {trace_id}: next.js POST /api/checkout -> fastapi GET /items/{{item_id}}"
+        )
+    else:
+        print(f"trace {trace_id}: the Python transaction's parent is not the Next.js fetch span")
+
+    def show(span: dict[str, Any], depth: int) -> None:
+        op = _attr(span, "sentry.op")
+        url = _attr(span, "url.full")
+        line = f"{'  ' * depth}next.js  {span['name']}{f' [{op}]' if op else ''}"
+        line += f" span {span['span_id']}"
+        print(line + (f" {url}" if url else ""))
+        for child in children.get(span["span_id"], []):
+            show(child, depth + 1)
+        if span["span_id"] == trace.get("parent_span_id"):
+            print(
+                f"{'  ' * (depth + 1)}fastapi  {tx['transaction']} [{trace.get('op')}] "
+                f"transaction, span {trace['span_id']}, parent {trace['parent_span_id']}"
+            )
+
+    for root in children.get(None, []):
+        show(root, 1)
+    if isinstance(dsc, dict):
+        # The dynamic sampling context the Next.js head put in baggage, passed on unchanged.
+        print(f"\n  sampling context of the Python transaction: {json.dumps(dsc, sort_keys=True)}")
+    return 0 if joined else 1
 
 
 if __name__ == "__main__":
