@@ -422,6 +422,12 @@ def _otlp_processor(settings: Settings) -> SpanProcessor:
 
 
 def _announce(settings: Settings, instrumented: list[str]) -> None:
+    if settings.profiles_sample_rate:
+        _log.warning(
+            "otel-sentry: profiles_sample_rate=%s is accepted but profiling is not wired up yet: "
+            "no profiles are sent",
+            settings.profiles_sample_rate,
+        )
     if not settings.enabled:
         _log.info("otel-sentry: disabled (SENTRY_ENABLED=false): nothing is sent")
     elif settings.dsn is None and not settings.span_export and settings.option("transport") is None:

@@ -101,3 +101,9 @@ def test_bad_setting_leaves_the_process_untouched(monkeypatch: pytest.MonkeyPatc
         otel_sentry.init()
     assert otel_sentry.current_settings() is None
     assert not sentry_sdk.get_client().is_active()
+
+
+def test_profiles_rate_says_it_is_not_used_yet(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="otel_sentry"):
+        otel_sentry.init(instrument=False, profiles_sample_rate=0.5, enabled=False)
+    assert any("profiling is not wired up yet" in r.getMessage() for r in caplog.records)
