@@ -110,7 +110,6 @@ class TransactionExporter(SpanProcessor):
     # -- lifecycle ------------------------------------------------------------------------------
     def _start_worker(self) -> None:
         self._wake = threading.Event()
-        self._flush_lock = threading.Lock()
         self._flushed = threading.Condition()
         self._flush_requested = 0
         self._flush_done = 0

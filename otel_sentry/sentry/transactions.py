@@ -45,11 +45,9 @@ def _hex_span(span_id: int) -> str:
     return f"{span_id:016x}"
 
 
-def _data(attributes: Mapping[str, Any] | None) -> dict[str, Any]:
-    if not attributes:
-        return {}
-    # json encodes tuples as lists already: no conversion needed, only the internal keys go.
-    data = dict(attributes)
+def _strip_internal(data: dict[str, Any]) -> dict[str, Any]:
+    """Span data as Sentry gets it: our bookkeeping keys removed, in place (json encodes
+    tuples as lists already, so nothing else needs converting)."""
     for key in _INTERNAL.intersection(data):
         del data[key]
     return data
@@ -71,8 +69,7 @@ def attributes_of(span: ReadableSpan) -> dict[str, Any]:
 def _span(span: ReadableSpan, trace_id: str) -> dict[str, Any]:
     attrs = attributes_of(span)
     sem = interpret(span.name, span.kind, attrs, span.status.status_code)
-    for key in _INTERNAL.intersection(attrs):
-        del attrs[key]
+    _strip_internal(attrs)
     out: dict[str, Any] = {
         "trace_id": trace_id,
         "span_id": _hex_span(span.context.span_id),
@@ -98,7 +95,7 @@ def _resource_context(resource: Resource) -> dict[str, Any]:
     global _resource_cache
     cached = _resource_cache
     if cached is None or cached[0] is not resource.attributes:
-        cached = (resource.attributes, _data(resource.attributes))
+        cached = (resource.attributes, _strip_internal(dict(resource.attributes)))
         _resource_cache = cached
     return cached[1]
 
@@ -131,9 +128,7 @@ def build_transaction(
     attrs = attributes_of(root)
     sem = interpret(root.name, root.kind, attrs, root.status.status_code)
     dsc = dsc_for(root, attrs, sem, defaults)
-    data = dict(attrs)
-    for key in _INTERNAL.intersection(data):
-        del data[key]
+    data = _strip_internal(dict(attrs))
     trace_id = f"{root.context.trace_id:032x}"
     trace_context: dict[str, Any] = {
         "trace_id": trace_id,
