@@ -10,7 +10,11 @@ fix in the message, never a skipped test.
 
 from __future__ import annotations
 
+import contextlib
+import glob
+import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -19,7 +23,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, ClassVar, TypeVar
 
-__all__ = ["LocalServer", "RedisServer", "ServerError", "free_port"]
+__all__ = ["LocalServer", "PostgresServer", "RedisServer", "ServerError", "free_port"]
 
 
 _Server = TypeVar("_Server", bound="LocalServer")
@@ -58,6 +62,14 @@ class LocalServer:
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self._process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
+        self.run_as: str | None = None  # the user the server process runs as (None: ours)
+
+    def locate(self) -> str | None:
+        """The server executable, or None when it is not installed."""
+        return shutil.which(self.executable)
+
+    def prepare(self, binary: str) -> None:
+        """One-time setup in ``self.workdir`` before the first start (e.g. initdb)."""
 
     def command(self, binary: str) -> list[str]:
         """The command line that starts the server on ``self.port`` in ``self.workdir``."""
@@ -68,13 +80,18 @@ class LocalServer:
         raise NotImplementedError
 
     def start(self: _Server) -> _Server:
-        binary = shutil.which(self.executable)
+        binary = self.locate()
         if binary is None:
             raise ServerError(
                 f"{self.name}: `{self.executable}` is not on PATH. {self.install_hint}"
             )
         self._tmp = tempfile.TemporaryDirectory(prefix=f"{self.executable}-")
         self.workdir = Path(self._tmp.name)
+        try:
+            self.prepare(binary)
+        except Exception:
+            self.stop()
+            raise
         output = ""
         for _ in range(self.attempts):
             self.port = free_port()
@@ -97,6 +114,7 @@ class LocalServer:
             stdin=subprocess.DEVNULL,
             stdout=self._log,
             stderr=subprocess.STDOUT,
+            user=self.run_as,
         )
         deadline = time.monotonic() + self.startup_timeout
         while time.monotonic() < deadline:
@@ -173,3 +191,109 @@ class RedisServer(LocalServer):
                 return sock.recv(64).startswith(b"+PONG")
         except OSError:
             return False
+
+
+class PostgresServer(LocalServer):
+    """A throwaway PostgreSQL cluster: ``initdb`` into a temporary directory, trust auth, no fsync.
+
+    PostgreSQL refuses to run as root, so under root the cluster belongs to the ``postgres``
+    system user (created by Debian's package). Debian keeps the binaries off PATH, under
+    ``/usr/lib/postgresql/<version>/bin``.
+
+        with PostgresServer() as pg:
+            psycopg.connect(pg.url)    # postgresql://postgres@127.0.0.1:<port>/postgres
+    """
+
+    name = "PostgreSQL"
+    executable = "postgres"
+    install_hint = "Install it: `apt-get install -y postgresql` (Debian/Ubuntu)."
+    user = "postgres"
+    database = "postgres"
+    _bindir = Path()
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://{self.user}@{self.host}:{self.port}/{self.database}"
+
+    def locate(self) -> str | None:
+        found = shutil.which(self.executable)
+        if found is not None:
+            return found
+        # The newest installed major version (sorted numerically: 9.6 < 15).
+        candidates = glob.glob("/usr/lib/postgresql/*/bin/postgres")
+        candidates.sort(key=lambda p: [int(x) for x in Path(p).parts[-3].split(".") if x.isdigit()])
+        return candidates[-1] if candidates else None
+
+    def _tool(self, name: str) -> str:
+        return str(self._bindir / name)
+
+    def prepare(self, binary: str) -> None:
+        # initdb and pg_isready live next to the real binary, not next to a PATH symlink.
+        self._bindir = Path(os.path.realpath(binary)).parent
+        if os.geteuid() == 0:
+            import pwd
+
+            try:
+                account = pwd.getpwnam(self.user)
+            except KeyError:
+                raise ServerError(
+                    "PostgreSQL refuses to run as root and there is no `postgres` user to run "
+                    "it as. Fix: `apt-get install -y postgresql` (creates it) or "
+                    "`useradd --system postgres`."
+                ) from None
+            self.run_as = self.user
+            os.chown(self.workdir, account.pw_uid, account.pw_gid)
+        result = subprocess.run(
+            [
+                self._tool("initdb"),
+                "--pgdata",
+                str(self.workdir / "data"),
+                "--username",
+                self.user,
+                "--auth",
+                "trust",
+                "--encoding",
+                "UTF8",
+                "--no-sync",
+            ],
+            capture_output=True,
+            user=self.run_as,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise ServerError(
+                f"initdb failed ({result.returncode}):\n"
+                + (result.stdout + result.stderr).decode(errors="replace")[-4000:]
+            )
+
+    def command(self, binary: str) -> list[str]:
+        return [
+            binary,
+            "-D",
+            str(self.workdir / "data"),
+            "-h",
+            self.host,
+            "-p",
+            str(self.port),
+            "-k",
+            str(self.workdir),
+            "-c",
+            "fsync=off",
+            "-c",
+            "synchronous_commit=off",
+            "-c",
+            "full_page_writes=off",
+        ]
+
+    def is_ready(self) -> bool:
+        probe = [self._tool("pg_isready"), "-q", "-h", self.host, "-p", str(self.port)]
+        return subprocess.run(probe, check=False).returncode == 0
+
+    def _terminate(self) -> None:
+        # SIGTERM is a "smart" shutdown that waits for every client to disconnect; SIGINT
+        # rolls them back and stops at once.
+        if self._process is not None and self._process.poll() is None:
+            self._process.send_signal(signal.SIGINT)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._process.wait(timeout=10)
+        super()._terminate()

@@ -1,8 +1,12 @@
-"""Take the literal values out of a SQL statement so it can leave the process as a description.
+"""Take the literal values out of a SQL statement before it leaves the process.
 
-Sentry's Queries insight groups database spans by description, and a description must never
-carry a user's data. Every string and number literal becomes ``%s`` (the placeholder Sentry's
-own normalizer writes), a list made only of literals collapses to ``(%s)`` so ``IN (1, 2)`` and
+Vendor-neutral, so it sits outside ``otel_sentry.sentry``: ``instrument/db.py`` applies it to
+``db.statement`` for every exporter (OTLP included), and Sentry's Queries insight, which groups
+database spans by description, applies it again to descriptions from other sources. A statement
+must never carry a user's data.
+
+Every string and number literal becomes ``%s`` (the placeholder Sentry's own normalizer
+writes), a list made only of literals collapses to ``(%s)`` so ``IN (1, 2)`` and
 ``IN (1, 2, 3)`` group together, driver placeholders (``?``, ``%s``, ``%(name)s``, ``$1``,
 ``:name``, ``@p1``) stay as they are, comments are dropped (sqlcommenter writes trace ids there,
 which would make every statement unique) and whitespace is folded onto one line.
