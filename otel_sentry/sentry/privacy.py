@@ -1,0 +1,104 @@
+"""sentry_sdk's exits (``before_send``, ``before_send_transaction``, ``before_breadcrumb``,
+``before_send_log``) wired to the one scrubber and the noise filters.
+
+Order, for each exit: noise filter, then the user's own hook, then the scrubber. The user's hook
+sees the data as captured (it runs in-process, and may add fields); whatever leaves the process
+has been scrubbed last, so nothing a hook adds can bypass it. Opting a field out of scrubbing is
+done with ``scrub_allow_keys``, not by a hook.
+
+sentry_sdk's own ``EventScrubber`` is replaced by a no-op: two scrubbers with different lists
+would make ``scrub_allow_keys`` a lie, and ours already covers its denylist.
+
+    >>> hooks = SentryHooks(Scrubber(), NoiseFilter(()))   # doctest: +SKIP
+    >>> sentry_sdk.init(before_send=hooks.before_send, ...)   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from sentry_sdk.scrubber import EventScrubber
+
+from otel_sentry.scrub import FILTERED, Scrubber
+from otel_sentry.sentry.noise import NoiseFilter
+
+__all__ = ["Hook", "NoEventScrubber", "SentryHooks", "scrub_event"]
+
+_log = logging.getLogger("otel_sentry")
+
+Hook = Callable[[Any, Any], Any]
+
+
+class NoEventScrubber(EventScrubber):
+    """sentry_sdk's scrubber, switched off: ``otel_sentry.scrub`` is the only one."""
+
+    def scrub_event(self, event: Any) -> None:
+        return None
+
+
+def scrub_event(scrubber: Scrubber, event: dict[str, Any]) -> dict[str, Any]:
+    """An event or transaction as it may leave the process."""
+    if not scrubber.send_default_pii:
+        request = event.get("request")
+        if isinstance(request, dict) and request.get("data") not in (None, "", FILTERED):
+            # Request bodies are personal data in Sentry's sense: only with send_default_pii.
+            request = dict(request)
+            request["data"] = FILTERED
+            event = {**event, "request": request}
+    scrubbed: dict[str, Any] = scrubber.scrub_value(event)
+    return scrubbed
+
+
+class SentryHooks:
+    """The callables handed to ``sentry_sdk.init``; each chains noise, the user's hook, scrub."""
+
+    def __init__(
+        self,
+        scrubber: Scrubber,
+        noise: NoiseFilter,
+        *,
+        before_send: Hook | None = None,
+        before_send_transaction: Hook | None = None,
+        before_breadcrumb: Hook | None = None,
+        before_send_log: Hook | None = None,
+    ) -> None:
+        self.scrubber = scrubber
+        self.noise = noise
+        self._before_send = before_send
+        self._before_send_transaction = before_send_transaction
+        self._before_breadcrumb = before_breadcrumb
+        self._before_send_log = before_send_log
+
+    def before_send(self, event: Any, hint: Any) -> Any:
+        if self.noise.drops_event(event, hint):
+            return None
+        if self._before_send is not None:
+            event = self._before_send(event, hint)
+            if event is None:
+                return None
+        return scrub_event(self.scrubber, event)
+
+    def before_send_transaction(self, event: Any, hint: Any) -> Any:
+        if self.noise.drops_transaction(event) is not None:
+            return None
+        if self._before_send_transaction is not None:
+            event = self._before_send_transaction(event, hint)
+            if event is None:
+                return None
+        return scrub_event(self.scrubber, event)
+
+    def before_breadcrumb(self, crumb: Any, hint: Any) -> Any:
+        if self._before_breadcrumb is not None:
+            crumb = self._before_breadcrumb(crumb, hint)
+            if crumb is None:
+                return None
+        return self.scrubber.scrub_value(crumb)
+
+    def before_send_log(self, log: Any, hint: Any) -> Any:
+        if self._before_send_log is not None:
+            log = self._before_send_log(log, hint)
+            if log is None:
+                return None
+        return self.scrubber.scrub_value(log)
