@@ -1,0 +1,1 @@
+"""A minimal Django service: one view that works, one that raises."""
