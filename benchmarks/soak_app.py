@@ -1,0 +1,28 @@
+"""The service the soak benchmark loads: otel-sentry from the environment, two routes.
+
+``GET /items/{item_id}`` answers; ``GET /fail`` raises, so errors flow as well as transactions.
+"""
+
+from __future__ import annotations
+
+import otel_sentry
+
+otel_sentry.init()
+
+from fastapi import FastAPI  # noqa: E402  (after init, so it gets instrumented)
+
+app = FastAPI(title="otel-sentry soak")
+
+
+class SoakError(RuntimeError):
+    """Raised on purpose by /fail."""
+
+
+@app.get("/items/{item_id}")
+async def read_item(item_id: int) -> dict[str, object]:
+    return {"item_id": item_id, "name": f"item {item_id}", "tags": ["a", "b"]}
+
+
+@app.get("/fail")
+async def fail() -> dict[str, object]:
+    raise SoakError("the soak benchmark's deliberate error")

@@ -1,0 +1,240 @@
+"""The example app against a Sentry that is down, failing, slow or rate limiting.
+
+The app runs under uvicorn in its own process, pointed at the inbox; the inbox's fault modes
+play the broken Sentry. What is asserted is what a user would see: the app's answers while
+Sentry is broken, and what reached Sentry once it was back.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from otel_sentry.inbox import Fault, Inbox
+from tests.support.servers import free_port
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class App:
+    """examples/fastapi_app under uvicorn, as a subprocess with only environment variables."""
+
+    def __init__(self, dsn: str, **env: str) -> None:
+        self.port = free_port()
+        self.env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith(("SENTRY_", "OTEL_"))},
+            "SENTRY_DSN": dsn,
+            "SENTRY_RELEASE": "reliability@1",
+            "OTEL_SENTRY_INSTRUMENT": "fastapi",
+            "PYTHONPATH": str(ROOT),
+            **env,
+        }
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log = b""
+
+    def start(self) -> App:
+        self.proc = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "uvicorn", "examples.fastapi_app.main:app"),
+                *("--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning"),
+            ],
+            env=self.env,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, self._output()
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{self.port}/health", timeout=1).read()
+                return self
+            except OSError:
+                time.sleep(0.1)
+        raise AssertionError("the app did not start within 30 s")
+
+    def get(self, method: str, path: str) -> tuple[int, float]:
+        started = time.monotonic()
+        request = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", method=method)
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                status = int(response.status)
+        except urllib.error.HTTPError as exc:
+            status = exc.code
+        return status, time.monotonic() - started
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> float:
+        """Signal the app; returns how long it took to exit."""
+        assert self.proc is not None
+        started = time.monotonic()
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            self.proc.wait(timeout=timeout)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+        return time.monotonic() - started
+
+    def _output(self) -> str:
+        assert self.proc is not None and self.proc.stdout is not None
+        if self.proc.poll() is not None:
+            self.log += self.proc.stdout.read()
+        return self.log.decode(errors="replace")[-3000:]
+
+
+@pytest.fixture
+def apps() -> Iterator[list[App]]:
+    started: list[App] = []
+    yield started
+    for app in started:
+        if app.proc is not None and app.proc.poll() is None:
+            app.stop(signal.SIGKILL)
+
+
+def _traffic(app: App, n: int) -> list[tuple[int, float]]:
+    """n item reads and one failing checkout per 10, as a user would send them."""
+    answers = []
+    for i in range(n):
+        answers.append(app.get("GET", "/items/1"))
+        if i % 10 == 9:
+            answers.append(app.get("POST", "/checkout/2"))
+    return answers
+
+
+def _transactions(inbox: Inbox, name: str) -> list[dict[str, Any]]:
+    return [t for t in inbox.transactions() if t.get("transaction") == name]
+
+
+def _discarded(inbox: Inbox) -> dict[tuple[str, str], int]:
+    return dict(inbox.counts.discarded)
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [Fault(refuse=True), Fault(status=500), Fault(status=503)],
+    ids=["connection-closed", "status-500", "status-503"],
+)
+def test_an_outage_costs_the_app_nothing_and_loses_nothing(
+    inbox: Inbox, apps: list[App], fault: Fault
+) -> None:
+    app = App(inbox.dsn()).start()
+    apps.append(app)
+    inbox.set_fault(fault)
+    answers = _traffic(app, 30)
+    # The app answered as it always does: the outage never reaches a request.
+    assert sorted({status for status, _ in answers}) == [200, 500]
+    assert sum(1 for status, _ in answers if status == 500) == 3
+    time.sleep(1.5)
+    assert inbox.counts.items.get("transaction", 0) == 0  # nothing got through meanwhile
+    # 33 envelopes; one attempt each (and a reconnect) would be 33-66. Backing off, only the
+    # sends already in flight when the first failed, and a probe per backoff, reach Sentry.
+    attempts = inbox.counts.faulted
+    assert attempts <= 16, f"{attempts} sends to a failing Sentry: it should back off"
+
+    inbox.clear_fault()
+    recovered = datetime.now(timezone.utc)
+    inbox.wait_for(
+        lambda i: (
+            len(_transactions(i, "GET /items/{item_id}")) == 30
+            and len(_transactions(i, "POST /checkout/{item_id}")) == 3
+            and len(i.events()) == 3
+        ),
+        timeout=30,
+    )
+    assert app.stop() < 10
+    assert ("network_error", "transaction") not in _discarded(inbox)
+    assert ("network_error", "error") not in _discarded(inbox)
+    # Replayed envelopes say when they were really sent: Relay would shift their timestamps
+    # by the outage otherwise.
+    sent = [
+        datetime.fromisoformat(e.envelope.headers["sent_at"].replace("Z", "+00:00"))
+        for e in inbox.envelopes
+        if any(item.type in ("transaction", "event") for item in e.envelope.items)
+    ]
+    assert len(sent) == 36
+    assert min(sent) >= recovered - timedelta(seconds=1)
+
+
+def test_a_slow_sentry_does_not_slow_requests(inbox: Inbox, apps: list[App]) -> None:
+    app = App(inbox.dsn()).start()
+    apps.append(app)
+    inbox.set_fault(Fault(delay=3.0))
+    answers = _traffic(app, 20)
+    # Each send takes 3 s: any request that waited for one would take that long.
+    assert max(seconds for _, seconds in answers) < 2.0, answers
+    inbox.clear_fault()
+    assert inbox.wait_for(
+        lambda i: len(_transactions(i, "GET /items/{item_id}")) == 20 and len(i.events()) == 2,
+        timeout=60,
+    ), inbox
+
+
+def test_a_rate_limited_category_waits_while_the_others_go_on(
+    inbox: Inbox, apps: list[App]
+) -> None:
+    app = App(inbox.dsn()).start()
+    apps.append(app)
+    # One answer limits transactions for 60 s; errors are not limited.
+    inbox.set_fault(Fault(status=429, rate_limits="60:transaction:organization", remaining=1))
+    app.get("GET", "/items/1")
+    inbox.wait_for(lambda i: i.counts.faulted == 1, timeout=10)
+    requests_before = inbox.counts.requests
+    for _ in range(5):
+        app.get("GET", "/items/1")
+    app.get("POST", "/checkout/2")
+    [event] = inbox.wait_for_items("event", count=1, timeout=10)
+    assert event.json["exception"]["values"][-1]["type"] == "CheckoutError"
+    app.stop()
+    # No transaction was sent while limited; the drops were reported.
+    assert inbox.counts.items.get("transaction", 0) == 0
+    assert inbox.counts.requests - requests_before <= 3  # the error and client reports
+    assert inbox.wait_for(
+        lambda i: _discarded(i).get(("ratelimit_backoff", "transaction"), 0) >= 6, 10
+    ), _discarded(inbox)
+
+
+def test_a_disk_spool_survives_a_killed_process(
+    inbox: Inbox, apps: list[App], tmp_path: Path
+) -> None:
+    spool = tmp_path / "spool"
+    first = App(inbox.dsn(), OTEL_SENTRY_SPOOL_DIR=str(spool)).start()
+    apps.append(first)
+    inbox.set_fault(Fault(refuse=True))
+    _traffic(first, 20)
+    time.sleep(1.5)  # the export thread has built and spooled them
+    first.stop(signal.SIGKILL)  # no flush, no atexit: only what is on disk survives
+    assert inbox.counts.items.get("transaction", 0) == 0
+    assert any(spool.rglob("*.env")), "nothing was written to the spool"
+
+    inbox.clear_fault()
+    second = App(inbox.dsn(), OTEL_SENTRY_SPOOL_DIR=str(spool)).start()
+    apps.append(second)
+    inbox.wait_for(
+        lambda i: len(_transactions(i, "GET /items/{item_id}")) == 20 and len(i.events()) == 2,
+        timeout=30,
+    )
+    second.stop()
+    assert not any(spool.rglob("*.env")), "delivered envelopes must leave the spool"
+
+
+def test_sigterm_while_sentry_is_down_exits_promptly(inbox: Inbox, apps: list[App]) -> None:
+    app = App(inbox.dsn()).start()
+    apps.append(app)
+    inbox.set_fault(Fault(delay=20.0))  # every send hangs far longer than the flush timeout
+    _traffic(app, 10)
+    assert app.stop(timeout=30) < 15

@@ -1,0 +1,180 @@
+"""The breaker and the spool on their own: backoff, order, bounds, files, crash recovery."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from sentry_sdk.envelope import Envelope, Item, PayloadRef
+
+from otel_sentry.sentry.spool import Breaker, Spool
+
+
+def _envelope(n: int, size: int = 10) -> Envelope:
+    event = {"event_id": f"{n:032x}", "type": "transaction", "pad": "x" * size}
+    item = Item(payload=PayloadRef(json=event), type="transaction")
+    return Envelope(headers={"event_id": event["event_id"]}, items=[item])
+
+
+def _id(envelope: Envelope | None) -> int:
+    assert envelope is not None
+    event = envelope.get_transaction_event()
+    assert event is not None
+    return int(event["event_id"], 16)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_breaker_backs_off_doubling_and_lets_one_probe_through() -> None:
+    clock = Clock()
+    breaker = Breaker(base=1.0, cap=4.0, clock=clock)
+    assert breaker.allow() and not breaker.open
+    breaker.failure()
+    assert breaker.open and not breaker.allow()
+    clock.now += 1.01
+    assert breaker.allow()  # the probe
+    assert not breaker.allow()  # only one
+    breaker.failure()  # probe failed: 2 s now
+    clock.now += 1.5
+    assert not breaker.allow()
+    clock.now += 0.6
+    assert breaker.allow()
+    breaker.failure()
+    breaker.failure()
+    breaker.failure()
+    assert 3.9 < breaker.seconds_left() <= 4.0  # capped
+    clock.now += 4.1
+    assert breaker.allow()
+    breaker.success()
+    assert not breaker.open and breaker.allow() and breaker.allow()
+
+
+def test_memory_spool_is_fifo_and_drops_oldest_beyond_its_bound() -> None:
+    dropped: list[int] = []
+    spool = Spool(max_bytes=3 * 700, on_drop=lambda e: dropped.append(_id(e)))
+    for n in range(5):
+        spool.put(_envelope(n, size=400))
+    assert dropped == [0, 1]
+    assert [_id(spool.take()) for _ in range(3)] == [2, 3, 4]
+    assert spool.take() is None and spool.bytes == 0 and len(spool) == 0
+
+
+def test_disk_spool_keeps_order_and_bound(tmp_path: Path) -> None:
+    dropped: list[int] = []
+    spool = Spool(tmp_path, max_bytes=3 * 700, on_drop=lambda e: dropped.append(_id(e)))
+    assert spool.on_disk
+    for n in range(5):
+        ticket = spool.hold(_envelope(n, size=400))
+        assert ticket.path is not None and ticket.path.exists()
+        spool.retry(ticket)
+        assert not ticket.path.exists()  # moved from held/ to retry/
+    assert dropped == [0, 1]
+    assert [_id(spool.take()) for _ in range(3)] == [2, 3, 4]
+    assert spool.take() is None
+    own = next(p for p in tmp_path.iterdir() if p.is_dir())
+    assert list((own / "retry").iterdir()) == []
+    spool.close()
+
+
+def test_released_envelopes_leave_no_file(tmp_path: Path) -> None:
+    spool = Spool(tmp_path)
+    tickets = [spool.hold(_envelope(n)) for n in range(3)]
+    for ticket in tickets:
+        spool.release(ticket)
+    own = next(p for p in tmp_path.iterdir() if p.is_dir())
+    assert list((own / "held").iterdir()) == [] and len(spool) == 0
+
+
+def test_a_killed_process_leaves_its_envelopes_to_the_next_start(tmp_path: Path) -> None:
+    # A real process holds two envelopes (as if mid-send) and spools one, then dies by SIGKILL.
+    script = textwrap.dedent(
+        f"""
+        import os, signal, sys
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        from test_spool import _envelope
+        from otel_sentry.sentry.spool import Spool
+        spool = Spool({str(tmp_path)!r})
+        spool.hold(_envelope(1))
+        spool.retry(spool.hold(_envelope(2)))
+        spool.hold(_envelope(3))
+        print("ready", flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)
+        """
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script], check=False, capture_output=True, text=True
+    )
+    assert proc.stdout.strip() == "ready" and proc.returncode == -9, proc.stderr
+
+    spool = Spool(tmp_path)
+    assert sorted(_id(spool.take()) for _ in range(3)) == [1, 2, 3]
+    assert spool.take() is None
+    # The dead process's directory is gone; only ours is left.
+    assert len([p for p in tmp_path.iterdir() if p.is_dir()]) == 1
+    spool.close()
+
+
+def test_a_live_process_keeps_its_directory(tmp_path: Path) -> None:
+    first = Spool(tmp_path)
+    first.put(_envelope(7))
+    second = Spool(tmp_path)
+    assert second.take() is None  # first is alive: its envelope is its own
+    assert _id(first.take()) == 7
+    first.close()
+    second.close()
+
+
+def test_unreadable_files_are_skipped(tmp_path: Path) -> None:
+    spool = Spool(tmp_path)
+    spool.put(_envelope(1))
+    own = next(p for p in tmp_path.iterdir() if p.is_dir())
+    (path,) = list((own / "retry").iterdir())
+    path.write_bytes(b"\x00\xffnot an envelope\n{")
+    spool.put(_envelope(2))
+    taken = spool.take()
+    # A torn file yields either nothing or the next envelope; never an exception.
+    assert taken is None or _id(taken) == 2
+    spool.close()
+
+
+def test_spooled_bytes_are_the_envelope_unchanged(tmp_path: Path) -> None:
+    spool = Spool(tmp_path)
+    original = _envelope(9, size=1000)
+    spool.put(original)
+    again = spool.take()
+    assert again is not None
+    assert json.loads(again.items[0].get_bytes()) == json.loads(original.items[0].get_bytes())
+    assert again.headers == original.headers
+    assert os.listdir(next(p for p in tmp_path.iterdir() if p.is_dir()) / "retry") == []
+    spool.close()
+
+
+def test_a_forked_child_starts_empty_and_adopts_only_the_dead(tmp_path: Path) -> None:
+    parent = Spool(tmp_path)
+    parent.put(_envelope(1))
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report what it found, then leave without cleanup
+        try:
+            parent.after_fork()
+            found = [_id(e) for e in iter(parent.take, None)]
+            os.write(write, json.dumps(found).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    _, status = os.waitpid(pid, 0)
+    child_found = json.loads(os.read(read, 1000) or b"null")
+    os.close(read)
+    assert status == 0 and child_found == []  # the parent is alive: its envelope is its own
+    assert _id(parent.take()) == 1
+    parent.close()
