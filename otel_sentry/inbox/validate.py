@@ -10,6 +10,7 @@ containers, client reports) are checked here directly. Problems are plain senten
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 from typing import Any
@@ -79,7 +80,7 @@ class Validator:
         except RelayError as exc:
             # Relay drops such an event outright (e.g. a span without trace_id).
             return [f"Relay rejects it: {getattr(exc, 'message', exc)}"]
-        return _relay_findings(normalized)
+        return _relay_findings(normalized, _declared_trims(raw))
 
     def _normalizer(self, project_id: int) -> Any:
         if not self._use_relay or self._relay_missing:
@@ -99,11 +100,26 @@ class Validator:
             return self._normalizers[project_id]
 
 
-def _relay_findings(normalized: dict[str, Any]) -> list[str]:
+def _declared_trims(raw: bytes) -> set[str]:
+    """Paths the SDK itself trimmed and said so in the event's ``_meta`` (sentry_sdk's
+    ``max_value_length``, its breadcrumb cap, databag limits): what Sentry shows as "trimmed",
+    not a fault of the sender."""
+    try:
+        meta = json.loads(raw).get("_meta")
+    except (ValueError, AttributeError):
+        return set()
+    return {path for path, _ in _walk_meta(meta, "")} if isinstance(meta, dict) else set()
+
+
+def _relay_findings(
+    normalized: dict[str, Any], declared: frozenset[str] | set[str] = frozenset()
+) -> list[str]:
     found: list[str] = []
     seen: set[str] = set()
     for path, meta in _walk_meta(normalized.get("_meta") or {}, ""):
         seen.add(path)
+        if path in declared and not meta.get("err"):
+            continue
         for error in meta.get("err") or ():
             kind, data = (error[0], error[1]) if isinstance(error, list) else (error, {})
             reason = data.get("reason") if isinstance(data, dict) else None

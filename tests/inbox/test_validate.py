@@ -185,3 +185,17 @@ def test_validation_can_be_switched_off(http: httpx.Client) -> None:
         assert http.post(f"{inbox.url}/stream", content=body).status_code == 200
         assert inbox.problems == []
         assert len(inbox.transactions()) == 1
+
+
+def test_trims_the_sdk_declared_are_not_problems_but_undeclared_ones_are() -> None:
+    from otel_sentry.inbox.validate import _declared_trims, _relay_findings
+
+    normalized = {
+        "_meta": {
+            "extra": {"sys.argv": {"": {"len": 14}}},
+            "message": {"": {"len": 20000}},
+        }
+    }
+    raw = b'{"_meta": {"extra": {"sys.argv": {"": {"len": 14}}}}}'
+    findings = _relay_findings(normalized, _declared_trims(raw))
+    assert findings == ["message: trimmed by Relay (original length 20000)"]
