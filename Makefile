@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup system-deps node-deps nextjs-deps demo test lint format bench clean
+.PHONY: setup system-deps node-deps nextjs-deps collector demo test lint format bench clean
 
 setup: $(STAMP)
 
@@ -29,10 +29,16 @@ node-deps:
 nextjs-deps:
 	-bash scripts/nextjs-deps.sh
 
-demo: setup nextjs-deps
+# system-deps: the demo starts redis-server for its cache and its Celery worker's broker.
+demo: setup system-deps nextjs-deps
 	$(PY) examples/demo.py
 
-test: setup system-deps node-deps
+# The OpenTelemetry Collector the tests in tests/collector run (collector/builder.yaml, built with
+# ocb; needs Go). Cached outside the repository by a hash of the manifest: built once per machine.
+collector:
+	bash scripts/collector-build.sh
+
+test: setup system-deps node-deps collector
 	$(PY) -m pytest
 
 LINTED := otel_sentry tests examples $(wildcard benchmarks)

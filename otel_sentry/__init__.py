@@ -11,6 +11,7 @@ from __future__ import annotations
 from otel_sentry._version import __version__
 from otel_sentry.config import ConfigError, Settings
 from otel_sentry.context import add_breadcrumb, set_context, set_tag, set_user
+from otel_sentry.log_config import configure_logging
 from otel_sentry.setup import current_settings, flush, init, shutdown
 
 __all__ = [
@@ -18,6 +19,7 @@ __all__ = [
     "Settings",
     "__version__",
     "add_breadcrumb",
+    "configure_logging",
     "current_settings",
     "flush",
     "init",

@@ -26,9 +26,14 @@ from otel_sentry.values import (
     parse_bool,
     parse_dsn_text,
     parse_export,
+    parse_genai_capture,
     parse_instrument,
+    parse_megabytes,
     parse_names,
+    parse_noise_filters,
+    parse_optional_ms,
     parse_optional_rate,
+    parse_patterns,
     parse_rate,
     parse_rules,
     parse_text,
@@ -81,8 +86,12 @@ _EXPECT: dict[Callable[[Any], Any], str] = {
     parse_bool: "true or false",
     parse_rate: "a number between 0 and 1, like 0.1",
     parse_optional_rate: "a number between 0 and 1, like 0.1",
+    parse_optional_ms: "a non-negative number of milliseconds, like 250",
     parse_export: "one of " + ", ".join(EXPORT_MODES),
+    parse_genai_capture: "true, false, SPAN_ONLY or NO_CONTENT",
     parse_url: "an http(s) URL like http://127.0.0.1:4318",
+    parse_patterns: "comma-separated regular expressions, like 'acct-[0-9]{6}'",
+    parse_noise_filters: "all, none, or names out of health, preflight, not_found, host_header",
     parse_rules: "comma-separated <pattern>=<rate> pairs, like /health=0,/api/*=0.5",
 }
 
@@ -222,8 +231,97 @@ OPTIONS: tuple[Option, ...] = (
         False,
         "Only continue incoming traces whose org id is known to match.",
     ),
+    Option(
+        "cache_prefixes",
+        ("OTEL_SENTRY_CACHE_PREFIXES",),
+        parse_names,
+        (),
+        "Redis keys starting with these prefixes get cache.get/put/remove spans; none: off.",
+    ),
+    Option(
+        "db_slow_query_ms",
+        ("OTEL_SENTRY_DB_SLOW_QUERY_MS",),
+        parse_optional_ms,
+        None,
+        "Statements at least this slow get db.query.slow=true; unset: never.",
+    ),
+    Option(
+        "capture_llm_content",
+        ("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT",),
+        parse_genai_capture,
+        False,
+        "Record LLM prompts and completions on GenAI spans (always through the scrubber).",
+    ),
+    Option(
+        "llm_http_spans",
+        ("OTEL_SENTRY_LLM_HTTP_SPANS",),
+        parse_bool,
+        True,
+        "Keep the HTTP client span beneath each LLM call span (false: suppress it).",
+    ),
+    Option(
+        "scrub_keys",
+        ("OTEL_SENTRY_SCRUB_KEYS",),
+        parse_names,
+        (),
+        "More key names whose values are replaced by [Filtered] (beside the built-in list).",
+    ),
+    Option(
+        "scrub_patterns",
+        ("OTEL_SENTRY_SCRUB_PATTERNS",),
+        parse_patterns,
+        (),
+        "Regular expressions whose matches are replaced by [Filtered] in every string.",
+    ),
+    Option(
+        "scrub_allow_keys",
+        ("OTEL_SENTRY_SCRUB_ALLOW_KEYS",),
+        parse_names,
+        (),
+        "Keys whose values are sent as they are, even when a scrubbing rule matches them.",
+    ),
+    Option(
+        "noise_filters",
+        ("OTEL_SENTRY_NOISE_FILTERS",),
+        parse_noise_filters,
+        ("health", "preflight", "not_found", "host_header"),
+        "Noise dropped before it is sent: all, none, or health,preflight,not_found,host_header.",
+    ),
+    Option(
+        "enable_logs",
+        ("SENTRY_ENABLE_LOGS",),
+        parse_bool,
+        False,
+        "Send log lines as Sentry Logs (log items) too; routed by configure_logging().",
+    ),
+    Option(
+        "spool_dir",
+        ("OTEL_SENTRY_SPOOL_DIR",),
+        parse_text,
+        None,
+        "Keep envelopes Sentry could not take yet on disk here (survives restarts and crashes); "
+        "unset: in memory.",
+    ),
+    Option(
+        "spool_max_mb",
+        ("OTEL_SENTRY_SPOOL_MAX_MB",),
+        parse_megabytes,
+        16.0,
+        "Bound of what waits for Sentry (memory or disk); beyond it the oldest is dropped "
+        "and counted.",
+    ),
 )
 _BY_NAME = {o.name: o for o in OPTIONS}
+_CALLBACKS = frozenset(
+    {
+        "traces_sampler",
+        "before_send",
+        "before_send_transaction",
+        "before_breadcrumb",
+        "before_send_log",
+        "scrub_callback",
+    }
+)
 
 # Options that only make sense as Python objects: never read from the environment.
 CODE_ONLY: tuple[str, ...] = (
@@ -234,6 +332,9 @@ CODE_ONLY: tuple[str, ...] = (
     "transport",
     "span_exporters",
     "resource_attributes",
+    "before_breadcrumb",
+    "before_send_log",
+    "scrub_callback",
 )
 
 
@@ -258,6 +359,17 @@ class Settings:
     org_id: str | None
     trace_propagation_targets: tuple[str, ...] | None
     strict_trace_continuation: bool
+    enable_logs: bool = False
+    spool_dir: str | None = None
+    spool_max_mb: float = 16.0
+    cache_prefixes: tuple[str, ...] = ()
+    db_slow_query_ms: float | None = None
+    capture_llm_content: bool = False
+    llm_http_spans: bool = True
+    scrub_keys: tuple[str, ...] = ()
+    scrub_patterns: tuple[str, ...] = ()
+    scrub_allow_keys: tuple[str, ...] = ()
+    noise_filters: tuple[str, ...] = ("health", "preflight", "not_found", "host_header")
     code: tuple[tuple[str, Any], ...] = ()
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
@@ -388,9 +500,7 @@ def resolve(options: Mapping[str, Any], environ: Mapping[str, str] | None = None
 
     code = tuple(sorted((k, options[k]) for k in CODE_ONLY if options.get(k) is not None))
     for name, value in code:
-        if name in ("traces_sampler", "before_send", "before_send_transaction") and not callable(
-            value
-        ):
+        if name in _CALLBACKS and not callable(value):
             raise ConfigError(f"{name}={value!r} must be a callable. Fix: pass a function.")
     return Settings(**values, code=code, sources=sources)
 

@@ -9,6 +9,7 @@ config module turns that into a ``ConfigError`` naming the setting and the fix.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
@@ -16,12 +17,18 @@ from otel_sentry.dsn import parse_dsn
 
 __all__ = [
     "EXPORT_MODES",
+    "NOISE_FILTERS",
     "parse_bool",
     "parse_dsn_text",
     "parse_export",
+    "parse_genai_capture",
     "parse_instrument",
+    "parse_megabytes",
     "parse_names",
+    "parse_noise_filters",
+    "parse_optional_ms",
     "parse_optional_rate",
+    "parse_patterns",
     "parse_rate",
     "parse_rules",
     "parse_text",
@@ -94,6 +101,21 @@ def parse_url(raw: object) -> str | None:
     return text
 
 
+def parse_optional_ms(raw: object) -> float | None:
+    """A duration in milliseconds (``250``, ``0.5``); empty or None means off."""
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        return None
+    if isinstance(raw, bool):
+        raise ValueError("expected a number of milliseconds, not a boolean")
+    try:
+        value = float(raw)  # type: ignore[arg-type]
+    except (TypeError, ValueError) as exc:
+        raise ValueError("expected a number of milliseconds (e.g. 250)") from exc
+    if not 0.0 <= value < float("inf"):  # also rejects NaN
+        raise ValueError("expected a non-negative number of milliseconds (e.g. 250)")
+    return value
+
+
 def parse_names(raw: object) -> tuple[str, ...]:
     items = [str(x) for x in raw] if isinstance(raw, (list, tuple)) else str(raw).split(",")
     return tuple(x.strip() for x in items if x.strip())
@@ -132,3 +154,65 @@ def parse_rules(raw: object) -> tuple[tuple[str, float], ...]:
         except ValueError as exc:
             raise ValueError(f"rule {pattern!r}: {exc}") from exc
     return tuple(out)
+
+
+# OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT takes a boolean in older instrumentations
+# and a mode in newer ones; content on spans is what we record, so the span modes mean on.
+_GENAI_CAPTURE_MODES = {
+    "span_only": True,
+    "span_and_event": True,
+    "event_only": False,
+    "no_content": False,
+}
+
+
+def parse_genai_capture(raw: object) -> bool:
+    if isinstance(raw, str) and raw.strip().lower() in _GENAI_CAPTURE_MODES:
+        return _GENAI_CAPTURE_MODES[raw.strip().lower()]
+    try:
+        return parse_bool(raw)
+    except ValueError:
+        raise ValueError("expected true, false, SPAN_ONLY, SPAN_AND_EVENT or NO_CONTENT") from None
+
+
+def parse_patterns(raw: object) -> tuple[str, ...]:
+    """Regular expressions: a list, or comma-separated text (write a comma inside one as \\x2c)."""
+    patterns = parse_names(raw)
+    for pattern in patterns:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise ValueError(f"{pattern!r} is not a regular expression ({exc})") from None
+    return patterns
+
+
+NOISE_FILTERS: tuple[str, ...] = ("health", "preflight", "not_found", "host_header")
+
+
+def parse_noise_filters(raw: object) -> tuple[str, ...]:
+    """``all``, ``none`` or names out of :data:`NOISE_FILTERS`."""
+    if isinstance(raw, bool):
+        return NOISE_FILTERS if raw else ()
+    text = raw.strip().lower() if isinstance(raw, str) else None
+    if text in ("all", "true", "default"):
+        return NOISE_FILTERS
+    if text in ("none", "false", "off", ""):
+        return ()
+    names = parse_names(raw)
+    unknown = [n for n in names if n not in NOISE_FILTERS]
+    if unknown:
+        raise ValueError(f"unknown noise filter(s) {', '.join(unknown)}")
+    return names
+
+
+def parse_megabytes(raw: object) -> float:
+    """A size in MiB (``16``, ``0.5``): positive and finite."""
+    if isinstance(raw, bool):
+        raise ValueError("expected a size in MiB, not a boolean")
+    try:
+        value = float(raw)  # type: ignore[arg-type]
+    except (TypeError, ValueError) as exc:
+        raise ValueError("expected a size in MiB (e.g. 64)") from exc
+    if not 0.0 < value < float("inf"):
+        raise ValueError("expected a positive size in MiB (e.g. 64)")
+    return value

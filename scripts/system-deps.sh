@@ -7,6 +7,9 @@ need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 # The browser of the cross-language interop tests (driven by playwright-core, never downloaded).
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
+# PostgreSQL for the database tests; Debian keeps initdb off PATH, under /usr/lib/postgresql.
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || command -v initdb >/dev/null 2>&1 \
+  || need+=(postgresql)
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0

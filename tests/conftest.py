@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+import sentry_sdk
 
 import otel_sentry
 from otel_sentry.inbox import Inbox
+from tests.support.servers import PostgresServer
 
 
 @pytest.fixture
@@ -18,7 +20,30 @@ def inbox() -> Iterator[Inbox]:
 
 @pytest.fixture
 def fresh() -> Iterator[None]:
-    """No init() active before or after the test: tests that call init() own the process."""
+    """No init() active before or after the test: tests that call init() own the process.
+
+    The main thread's Sentry scopes outlive a client, so breadcrumbs of earlier tests are
+    cleared too: each test's events carry only its own.
+    """
     otel_sentry.shutdown()
+    _clear_breadcrumbs()
     yield
     otel_sentry.shutdown()
+    _clear_breadcrumbs()
+
+
+def _clear_breadcrumbs() -> None:
+    for scope in (
+        sentry_sdk.get_global_scope(),
+        sentry_sdk.get_isolation_scope(),
+        sentry_sdk.get_current_scope(),
+    ):
+        scope.clear_breadcrumbs()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """One real PostgreSQL for the session; ``.url`` is
+    ``postgresql://postgres@127.0.0.1:<port>/postgres``."""
+    with PostgresServer() as server:
+        yield server

@@ -11,14 +11,19 @@ library is missing or of an unsupported version instead of failing.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
 from opentelemetry.trace import TracerProvider
 
+from otel_sentry.instrument.db import DATABASE_INSTRUMENTATIONS, query_tracer_provider
+from otel_sentry.instrument.django_setup import when_settings_known
+from otel_sentry.instrument.jobs import instrument_celery
 from otel_sentry.instrument.outgoing import httpx_hooks
 
 __all__ = ["Instrumentation", "discover", "enable"]
@@ -31,7 +36,18 @@ _OPTIONS: dict[str, dict[str, Any]] = {
     "fastapi": {"exclude_spans": ["receive", "send"]},
     # Record where each request goes, so the propagator can keep trace headers from third parties.
     "httpx": httpx_hooks(),
+    "httpx2": httpx_hooks(),  # the client under the openai and anthropic SDKs
 }
+
+# What we add on top of an instrumentor, called right after it is enabled: the contrib Celery
+# instrumentation records no messaging.system, destination, retry count or receive latency.
+_EXTENSIONS: dict[str, Callable[[TracerProvider], object]] = {
+    "celery": instrument_celery,
+}
+
+# Names `instrument` accepts for libraries traced by our own code (instrument/llm.py), not by an
+# entry point.
+_OWN_INSTRUMENTATIONS = frozenset({"openai", "anthropic"})
 
 # Instrumentors whose spans duplicate or contradict what another one already gives us.
 _SKIP_BY_DEFAULT = frozenset({"asgi", "wsgi", "dbapi", "logging", "system_metrics", "threading"})
@@ -106,7 +122,7 @@ def enable(
     """Instrument every usable library; returns the names enabled. Never raises for one library."""
     by_name = {ep.name: ep for ep in entry_points(group="opentelemetry_instrumentor")}
     if isinstance(wanted, tuple):
-        unknown = sorted(set(wanted) - set(by_name))
+        unknown = sorted(set(wanted) - set(by_name) - _OWN_INSTRUMENTATIONS)
         if unknown:
             _log.warning(
                 "otel-sentry: no installed instrumentation named %s (installed: %s); "
@@ -122,7 +138,22 @@ def enable(
             instrumentor = by_name[info.name].load()()
             if not instrumentor.is_instrumented_by_opentelemetry:
                 options = {**_OPTIONS.get(info.name, {}), **kwargs}
-                instrumentor.instrument(tracer_provider=tracer_provider, **options)
+                provider = tracer_provider
+                if info.name in DATABASE_INSTRUMENTATIONS:
+                    # Statements without literals, one span per query: see instrument/db.py.
+                    provider = query_tracer_provider(tracer_provider)
+                if info.name == "django":  # not before the project's settings are known
+                    when_settings_known(
+                        info.name,
+                        functools.partial(
+                            instrumentor.instrument, tracer_provider=provider, **options
+                        ),
+                    )
+                else:
+                    instrumentor.instrument(tracer_provider=provider, **options)
+            extend = _EXTENSIONS.get(info.name)
+            if extend is not None:
+                extend(tracer_provider)
             enabled.append(info.name)
         except Exception:  # one broken instrumentation must not stop the app from starting
             _log.exception("otel-sentry: instrumenting %s failed; continuing without it", info.name)

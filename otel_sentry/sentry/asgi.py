@@ -7,17 +7,20 @@ transaction, fork scopes and wrap every endpoint; measured in BENCHMARKS.md), an
 middleware instead, just inside Starlette's ``ServerErrorMiddleware`` (where the OTel FastAPI
 instrumentation expects that middleware to stay outermost). Per request it forks sentry_sdk's
 isolation scope, so users, tags and breadcrumbs stay with their request; on an exception it
-captures it, with the request's method, URL and safe headers, and re-raises.
+captures it, with the request's method, URL and safe headers, and re-raises. When the app's
+lifespan ends it flushes what is pending, before the server may exit.
 
     install()   # once, from setup; apps built afterwards get the middleware
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 import sentry_sdk
+from opentelemetry import trace
 from sentry_sdk.utils import event_from_exception
 
 __all__ = ["CaptureErrors", "install"]
@@ -68,6 +71,9 @@ class CaptureErrors:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope.get("type") == "lifespan":
+            await self.app(scope, receive, _flush_before_shutdown_completes(send))
+            return
         if scope.get("type") not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
@@ -77,6 +83,32 @@ class CaptureErrors:
             except Exception as exc:
                 _capture(exc, scope)
                 raise
+
+
+def _flush_before_shutdown_completes(send: Any) -> Any:
+    """Flush when the app's lifespan ends, before the server is told it may exit.
+
+    uvicorn's gunicorn worker resets SIGTERM to the default action and re-raises it after its
+    graceful shutdown, so the process ends without atexit and without our SIGTERM hook (when
+    ``init()`` ran before the fork, the worker never saw that hook at all). The lifespan
+    shutdown is the last moment every ASGI server gives the app.
+    """
+
+    async def send_then_flush(message: MutableMapping[str, Any]) -> None:
+        if message.get("type") == "lifespan.shutdown.complete":
+            await asyncio.get_running_loop().run_in_executor(None, _flush)
+        await send(message)
+
+    return send_then_flush
+
+
+def _flush(timeout: float = 5.0) -> None:
+    force_flush = getattr(trace.get_tracer_provider(), "force_flush", None)
+    if force_flush is not None:
+        force_flush(int(timeout * 1000))
+    client = sentry_sdk.get_client()
+    if client.is_active():
+        client.flush(timeout=timeout)
 
 
 def _capture(exc: BaseException, scope: Scope) -> None:

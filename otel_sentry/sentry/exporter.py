@@ -31,12 +31,16 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from sentry_sdk.envelope import Envelope, Item, PayloadRef
 from sentry_sdk.transport import Transport
 
+from otel_sentry import scrub
+from otel_sentry.sentry.limits import MAX_ITEM_BYTES, fit_transaction
+from otel_sentry.sentry.noise import NoiseFilter
+from otel_sentry.sentry.privacy import scrub_event
 from otel_sentry.sentry.sampler import SentrySampler
 from otel_sentry.sentry.segments import Segment, SegmentBuffer
 from otel_sentry.sentry.senders import SenderPool
 from otel_sentry.sentry.transactions import TransactionDefaults, build_transaction
 
-__all__ = ["TransactionExporter"]
+__all__ = ["TransactionExporter", "transaction_envelope"]
 
 _log = logging.getLogger("otel_sentry")
 
@@ -71,6 +75,7 @@ class TransactionExporter(SpanProcessor):
         sampler: SentrySampler | None = None,
         transport: TransportGetter = _current_transport,
         before_send_transaction: BeforeSend | None = None,
+        noise: NoiseFilter | None = None,
         max_queue: int = 20_000,
         batch_size: int = 256,
         schedule_delay: float = 0.5,
@@ -81,6 +86,7 @@ class TransactionExporter(SpanProcessor):
         self.sampler = sampler
         self._transport = transport
         self._before_send = before_send_transaction
+        self._noise = noise
         self._max_queue = max_queue
         self._batch_size = batch_size
         self._delay = schedule_delay
@@ -140,14 +146,19 @@ class TransactionExporter(SpanProcessor):
                 return False
         return self._senders.wait_idle(max(0.0, deadline - time.monotonic()))
 
+    # How long shutdown() may take in all; setup.shutdown() lowers it to what its budget has left.
+    shutdown_timeout = 10.0
+
     def shutdown(self) -> None:
         if self._shutdown:
             return
-        self.force_flush(10_000)
+        deadline = time.monotonic() + self.shutdown_timeout
+        self.force_flush(int(self.shutdown_timeout * 1000))
         self._shutdown = True
         self._wake.set()
-        self._thread.join(timeout=10)
-        self._senders.close(timeout=5)
+        self._thread.join(timeout=max(0.0, deadline - time.monotonic()))
+        # Senders stuck on a hanging Sentry are daemon threads: left behind, never waited for.
+        self._senders.close(timeout=max(0.0, deadline - time.monotonic()))
 
     # -- worker thread ------------------------------------------------------------------------
     def _run(self) -> None:
@@ -206,26 +217,53 @@ class TransactionExporter(SpanProcessor):
         transport = self._transport()
         if transport is None:
             return
-        event, dsc = build_transaction(segment, self.defaults)
-        if segment.dropped:
-            transport.record_lost_event("buffer_overflow", "span", quantity=segment.dropped)
-        if self._before_send is not None:
-            try:
-                kept = self._before_send(event, {})
-            except Exception:
-                _log.exception("otel-sentry: before_send_transaction raised; sending unchanged")
-                kept = event
-            if kept is None:
-                transport.record_lost_event("before_send", "transaction")
-                transport.record_lost_event("before_send", "span", quantity=len(event["spans"]) + 1)
-                return
-            event = kept
-        headers = {
-            "event_id": event["event_id"],
-            "sent_at": datetime.now(timezone.utc).isoformat().replace("+00:00", "Z"),
-            "trace": dsc,
-        }
-        if self.defaults.sdk:
-            headers["sdk"] = dict(self.defaults.sdk)
-        item = Item(payload=PayloadRef(bytes=_dumps(event), json=event), type="transaction")
-        self._senders.submit(Envelope(headers=headers, items=[item]))
+        envelope = transaction_envelope(
+            segment, self.defaults, transport, self._before_send, self._noise
+        )
+        if envelope is not None:
+            self._senders.submit(envelope)
+
+
+def transaction_envelope(
+    segment: Segment,
+    defaults: TransactionDefaults,
+    transport: Transport,
+    before_send: BeforeSend | None = None,
+    noise: NoiseFilter | None = None,
+) -> Envelope | None:
+    """The envelope for one segment, or None when noise or ``before_send`` dropped it (counted)."""
+    event, dsc = build_transaction(segment, defaults)
+    if noise is not None and noise.drops_transaction(event) is not None:
+        transport.record_lost_event("event_processor", "transaction")
+        transport.record_lost_event("event_processor", "span", quantity=len(event["spans"]) + 1)
+        return None
+    if segment.dropped:
+        transport.record_lost_event("buffer_overflow", "span", quantity=segment.dropped)
+    if before_send is not None:
+        try:
+            kept = before_send(event, {})
+        except Exception:
+            _log.exception("otel-sentry: before_send_transaction raised; sending unchanged")
+            kept = event
+        if kept is None:
+            transport.record_lost_event("before_send", "transaction")
+            transport.record_lost_event("before_send", "span", quantity=len(event["spans"]) + 1)
+            return None
+        event = kept
+    # Scrubbed last, after the user's hook, in the export thread: what leaves is what was checked.
+    event = scrub_event(scrub.current(), event)
+    headers = {
+        "event_id": event["event_id"],
+        "sent_at": datetime.now(timezone.utc).isoformat().replace("+00:00", "Z"),
+        "trace": dsc,
+    }
+    if defaults.sdk:
+        headers["sdk"] = dict(defaults.sdk)
+    body = _dumps(event)
+    if len(body) > MAX_ITEM_BYTES:  # Relay would refuse it whole
+        dropped = fit_transaction(event, len(body))
+        if dropped:
+            transport.record_lost_event("buffer_overflow", "span", quantity=dropped)
+        body = _dumps(event)
+    item = Item(payload=PayloadRef(bytes=body, json=event), type="transaction")
+    return Envelope(headers=headers, items=[item])

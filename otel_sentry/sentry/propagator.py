@@ -158,7 +158,7 @@ class SentryPropagator(TextMapPropagator):
     def __init__(
         self, head: HeadDsc | None = None, head_provider: Callable[[], HeadDsc] | None = None
     ) -> None:
-        # No argument (as OTEL_PROPAGATORS=sentry builds it): follow otel_sentry.init()'s settings.
+        # No argument (as OTEL_PROPAGATORS=otel_sentry builds it): follow init()'s settings.
         self._head = head
         self._head_provider = head_provider or (None if head is not None else _head_from_settings)
 

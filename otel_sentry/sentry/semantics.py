@@ -28,7 +28,7 @@ from opentelemetry.util.types import AttributeValue
 # knows 409 already_exists, 413 failed_precondition and 501 unimplemented).
 from sentry_sdk.tracing import get_span_status_from_http_code
 
-from otel_sentry.sentry.sql import SqlDialect, parameterize_sql
+from otel_sentry.sql import SqlDialect, parameterize_sql
 
 __all__ = ["SpanSemantics", "interpret", "parameterize_sql", "status_from_http"]
 
@@ -163,7 +163,7 @@ def _classify(name: str, kind: SpanKind, attrs: _Attributes) -> tuple[str, str, 
         return _cache(value, name, attrs)
     value = attrs.get("gen_ai.operation.name")
     if isinstance(value, str) and value:
-        return _GEN_AI_OPS.get(value) or f"gen_ai.{_safe_op(value)}", name, "custom"
+        return _gen_ai(value, name, attrs)
     value = attrs.get("http.request.method") or attrs.get("http.method")
     if isinstance(value, str) and value:
         return _http(value, kind, attrs)
@@ -185,6 +185,8 @@ def _classify(name: str, kind: SpanKind, attrs: _Attributes) -> tuple[str, str, 
 def _status(attrs: _Attributes, status_code: StatusCode) -> str:
     if status_code is _OK:
         return "ok"
+    if attrs.get("error.type") == "timeout":  # GenAI and other clients: a provider timeout
+        return "deadline_exceeded"
     code = attrs.get("http.response.status_code")
     if code is None:
         code = attrs.get("http.status_code")
@@ -332,6 +334,22 @@ def _messaging(name: str, kind: SpanKind, attrs: _Attributes) -> tuple[str, str,
         destination = attrs.get("messaging.destination.name") or attrs.get("messaging.destination")
         description = destination if isinstance(destination, str) and destination else name
     return op, description, "task" if op == "queue.process" else "custom"
+
+
+# The subject that follows the operation in a GenAI description ("chat gpt-4o").
+_GEN_AI_SUBJECT = {"execute_tool": "gen_ai.tool.name", "invoke_agent": "gen_ai.agent.name"}
+
+
+def _gen_ai(operation: str, name: str, attrs: _Attributes) -> tuple[str, str, str]:
+    op = _GEN_AI_OPS.get(operation) or f"gen_ai.{_safe_op(operation)}"
+    if name.startswith(operation):
+        return op, name, "custom"
+    # Spans named another way (the Anthropic SDK's "anthropic.messages.create") are described
+    # as Sentry's AI integrations and the conventions name them: "<operation> <model>".
+    subject = attrs.get(_GEN_AI_SUBJECT.get(operation, "gen_ai.request.model")) or attrs.get(
+        "gen_ai.response.model"
+    )
+    return op, f"{operation} {subject}" if isinstance(subject, str) and subject else name, "custom"
 
 
 def _safe_op(value: str) -> str:

@@ -3,8 +3,10 @@
 Sentry takes one transaction per envelope: one sender waiting for each answer manages
 1 / round-trip envelopes a second (50 a second at a 20 ms round trip), far below what one
 busy service produces. ``threads`` senders, each with its own keep-alive connection, multiply
-that. The queue in front of them is bounded; when it is full the export thread waits, spans
-pile up in the exporter's own bounded queue, and what overflows there is counted.
+that. The queue in front of them is bounded; when it is full (Sentry slow) or Sentry is known
+to be failing, an envelope goes straight to the transport's spool and is sent when there is
+room again, so the export thread never waits on the network. With a disk spool every envelope
+is written before it is queued, so a process killed mid-send leaves it for the next start.
 
     pool = SenderPool(lambda: sentry_sdk.get_client().transport)
     pool.submit(envelope)
@@ -15,11 +17,13 @@ from __future__ import annotations
 
 import collections
 import threading
+import time
 from collections.abc import Callable
 
 from sentry_sdk.envelope import Envelope
 from sentry_sdk.transport import Transport
 
+from otel_sentry.sentry.spool import Ticket
 from otel_sentry.sentry.transport import EnvelopeTransport
 
 __all__ = ["SenderPool"]
@@ -38,7 +42,7 @@ class SenderPool:
         self._start()
 
     def _start(self) -> None:
-        self._pending: collections.deque[Envelope] = collections.deque()
+        self._pending: collections.deque[tuple[Envelope, Ticket]] = collections.deque()
         self._in_flight = 0
         self._closed = False
         self._cond = threading.Condition()
@@ -62,12 +66,15 @@ class SenderPool:
             # Someone else's transport (tests, a custom one): it has its own queue.
             transport.capture_envelope(envelope)
             return
+        ticket = transport.spool.hold(envelope)
         with self._cond:
-            while len(self._pending) >= self._max_pending and not self._closed:
-                self._cond.wait(0.1)
-            self._pending.append(envelope)
-            self._in_flight += 1
-            self._cond.notify()
+            spill = len(self._pending) >= self._max_pending or transport.breaker.open
+            if not spill:
+                self._pending.append((envelope, ticket))
+                self._in_flight += 1
+                self._cond.notify()
+        if spill:
+            transport.defer(ticket)
 
     def wait_idle(self, timeout: float) -> bool:
         """True once everything submitted has been answered (or dropped and counted)."""
@@ -75,12 +82,13 @@ class SenderPool:
             return self._cond.wait_for(lambda: self._in_flight == 0, timeout)
 
     def close(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
         self.wait_idle(timeout)
         with self._cond:
             self._closed = True
             self._cond.notify_all()
         for thread in self._threads:
-            thread.join(timeout=1)
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
 
     def _run(self) -> None:
         while True:
@@ -89,12 +97,11 @@ class SenderPool:
                     self._cond.wait()
                 if not self._pending:
                     return
-                envelope = self._pending.popleft()
-                self._cond.notify_all()  # room for the producer
+                envelope, ticket = self._pending.popleft()
             try:
                 transport = self._transport()
                 if isinstance(transport, EnvelopeTransport):
-                    transport.send_now(envelope)
+                    transport.send_now(envelope, ticket)
                 elif transport is not None:
                     transport.capture_envelope(envelope)
             finally:

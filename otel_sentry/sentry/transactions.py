@@ -19,6 +19,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
 
 from otel_sentry.sentry.dsc import DSC_ATTRIBUTE, DscSource, dsc_for_context
+from otel_sentry.sentry.gen_ai import add_sentry_gen_ai_data
 from otel_sentry.sentry.segments import Segment
 from otel_sentry.sentry.semantics import SpanSemantics, interpret
 
@@ -70,6 +71,8 @@ def _span(span: ReadableSpan, trace_id: str) -> dict[str, Any]:
     attrs = attributes_of(span)
     sem = interpret(span.name, span.kind, attrs, span.status.status_code)
     _strip_internal(attrs)
+    if sem.op.startswith("gen_ai"):
+        add_sentry_gen_ai_data(attrs)
     out: dict[str, Any] = {
         "trace_id": trace_id,
         "span_id": _hex_span(span.context.span_id),

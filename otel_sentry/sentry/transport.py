@@ -13,6 +13,13 @@ handling, compression, proxies) and change two things, measured in BENCHMARKS.md
   per thread, written directly on a socket instead of urllib3 over http.client.
 - Small envelopes are compressed with brotli quality 1 (or gzip level 1) unless the user chose
   a level: at ~1 KiB the size is within 15% of quality 4, at a third of the CPU.
+- A send that fails in a way worth retrying (no connection, a 5xx, 408) is not dropped: the
+  envelope waits in a bounded :class:`~otel_sentry.sentry.spool.Spool` (memory, or disk with
+  ``spool_dir``) and a :class:`~otel_sentry.sentry.spool.Breaker` holds further sends back until
+  a probe gets through; then replay threads send what waited, with a fresh ``sent_at`` (Relay
+  corrects timestamps by the gap between ``sent_at`` and arrival, so a stale one would move
+  every replayed event). sentry_sdk records such envelopes as ``network_error`` at once; we do
+  only for what the spool has to let go.
 
     sentry_sdk.init(dsn=..., transport=EnvelopeTransport)
 """
@@ -24,8 +31,10 @@ import os
 import socket
 import ssl
 import threading
+import time
 import weakref
 from collections.abc import Mapping
+from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -34,6 +43,8 @@ from opentelemetry import context as otel_context
 from sentry_sdk.envelope import Envelope
 from sentry_sdk.transport import HttpTransport
 from sentry_sdk.utils import capture_internal_exceptions
+
+from otel_sentry.sentry.spool import Breaker, Spool, Ticket
 
 __all__ = ["EnvelopeTransport"]
 
@@ -187,6 +198,11 @@ class EnvelopeTransport(HttpTransport):
         self._scheme = url.scheme
         self._host = url.hostname or ""
         self._port = url.port or (443 if url.scheme == "https" else 80)
+        self.breaker = Breaker()
+        self.spool = Spool(on_drop=self._lost)
+        self._replayers: list[threading.Thread] = []
+        self._replay_wake = threading.Event()
+        self._closing = False
         self._ssl: ssl.SSLContext | None = None
         if self._scheme == "https":
             self._ssl = ssl.create_default_context(
@@ -195,6 +211,25 @@ class EnvelopeTransport(HttpTransport):
                 or os.environ.get("REQUESTS_CA_BUNDLE")
                 or certifi.where()
             )
+        if hasattr(os, "register_at_fork"):
+            ref = weakref.WeakMethod(self._after_fork)
+            os.register_at_fork(after_in_child=lambda: (m := ref()) and m())
+
+    def _after_fork(self) -> None:
+        # A forked child must not share the parent's kept-alive sockets (both would read the
+        # same answers) nor urllib3's pool, whose lock another thread may have held at fork.
+        for conn in list(self._connections):
+            conn.close()  # only this process's copy of the descriptor
+        self._connections = weakref.WeakSet()
+        self._local = threading.local()
+        with contextlib.suppress(Exception):
+            self._pool = self._make_pool()
+        # What waits for Sentry is the parent's to send (sending it here too would duplicate
+        # it); the child gets an empty spool of its own, a fresh breaker and no replay threads.
+        self.spool.after_fork()
+        self.breaker = Breaker()
+        self._replayers = []
+        self._replay_wake = threading.Event()
 
     def _can_send_directly(self, options: Mapping[str, Any]) -> bool:
         # Anything beyond a plain connection (proxies, client certificates, custom socket
@@ -209,11 +244,129 @@ class EnvelopeTransport(HttpTransport):
             and options.get("socket_options") is None
         )
 
-    def send_now(self, envelope: Envelope) -> None:
-        """Send on the calling thread: rate limits, client reports and errors as usual."""
-        with capture_internal_exceptions():
-            self._send_envelope(envelope)
-            self._flush_client_reports_now()
+    def use_spool(self, directory: str | None, max_bytes: int) -> None:
+        """Where envelopes wait while Sentry is unreachable: memory (None) or this directory."""
+        old, self.spool = self.spool, Spool(directory, max_bytes=max_bytes, on_drop=self._lost)
+        while (envelope := old.take()) is not None:
+            self.spool.put(envelope)
+        old.close()
+        if len(self.spool):
+            self._wake_replay()
+
+    def send_now(self, envelope: Envelope, ticket: Ticket | None = None) -> None:
+        """Send on the calling thread: rate limits, client reports and errors as usual.
+
+        ``ticket`` is the envelope's place in the spool when the caller already wrote it there
+        (disk mode); otherwise a failed send puts the envelope in the spool.
+        """
+        local = self._local
+        local.ticket = ticket or Ticket(envelope)
+        local.retry = False
+        try:
+            with capture_internal_exceptions():
+                self._send_envelope(envelope)
+        finally:
+            held, local.ticket = local.ticket, None
+            if local.retry:
+                self.defer(held)
+            else:
+                self.spool.release(held)
+        if not self.breaker.open:
+            with capture_internal_exceptions():
+                self._flush_client_reports_now()
+
+    def defer(self, ticket: Ticket) -> None:
+        """Not now: the envelope waits in the spool and is replayed when Sentry answers."""
+        self.spool.retry(ticket)
+        self._wake_replay()
+
+    def _send_request(
+        self,
+        body: bytes,
+        headers: dict[str, str],
+        endpoint_type: Any,
+        envelope: Envelope | None = None,
+    ) -> None:
+        # sentry_sdk drops the envelope on any failure; we keep what a later attempt can deliver.
+        if envelope is None:
+            super()._send_request(body, headers, endpoint_type, envelope)
+            return
+        if not self.breaker.allow():
+            self._wait(envelope)
+            return
+        self._update_headers(headers)
+        try:
+            response = self._request("POST", endpoint_type, body, headers)
+        except Exception:
+            self.breaker.failure()
+            self._wait(envelope)
+            return
+        try:
+            if response.status >= 500 or response.status == 408:
+                self.breaker.failure()
+                self._wait(envelope)
+                return
+            self.breaker.success()
+            self._handle_response(response=response, envelope=envelope)
+        finally:
+            response.close()
+
+    def _wait(self, envelope: Envelope) -> None:
+        """Keep ``envelope`` (already prepared: rate limits applied) until Sentry is back."""
+        local = self._local
+        if getattr(local, "ticket", None) is not None:
+            local.retry = True  # send_now moves its ticket to the spool: no second copy
+            return
+        self.spool.put(envelope)  # sentry_sdk's own worker (errors, sessions)
+        self._wake_replay()
+
+    def _lost(self, envelope: Envelope) -> None:
+        # Full while Sentry fails: lost to the outage; full while it answers: we fell behind.
+        reason = "network_error" if self.breaker.open else "queue_overflow"
+        for item in envelope.items:
+            self.record_lost_event(reason, item=item)
+
+    # -- replay ---------------------------------------------------------------------------------
+    def _wake_replay(self) -> None:
+        if not self._replayers or not all(t.is_alive() for t in self._replayers):
+            self._start_replayers()
+        self._replay_wake.set()
+
+    def _start_replayers(self, threads: int = 2) -> None:
+        self._replayers = [
+            threading.Thread(target=self._replay, name=f"otel-sentry-replay-{i}", daemon=True)
+            for i in range(threads)
+        ]
+        for thread in self._replayers:
+            thread.start()
+
+    def _replay(self) -> None:
+        while not self._closing:
+            if not len(self.spool):
+                self._replay_wake.wait(1.0)
+                self._replay_wake.clear()
+                continue
+            if not self.breaker.ready():
+                # Not the wake event: every deferred envelope sets it, and waiting on it here
+                # would spin for the whole outage, taking the GIL from the app's threads.
+                time.sleep(min(max(self.breaker.seconds_left(), 0.05), 0.5))
+                continue
+            envelope = self.spool.take()
+            if envelope is None:
+                continue
+            envelope.headers["sent_at"] = (
+                datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
+            )
+            self.send_now(envelope)
+
+    def drain(self, timeout: float) -> bool:
+        """Send what waits in the spool, for at most ``timeout`` seconds; True if it emptied."""
+        if len(self.spool):
+            self._wake_replay()
+        deadline = time.monotonic() + timeout
+        while len(self.spool) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return not len(self.spool)
 
     def _flush_client_reports_now(self) -> None:
         report = self._fetch_pending_client_report(interval=60)
@@ -256,6 +409,9 @@ class EnvelopeTransport(HttpTransport):
         raise AssertionError("unreachable")
 
     def kill(self) -> None:
+        self._closing = True
+        self._replay_wake.set()
+        self.spool.close()
         for conn in list(self._connections):
             conn.close()
         super().kill()
