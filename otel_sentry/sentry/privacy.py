@@ -90,11 +90,13 @@ class SentryHooks:
         return scrub_event(self.scrubber, event)
 
     def before_breadcrumb(self, crumb: Any, hint: Any) -> Any:
+        # Not scrubbed here: a breadcrumb only leaves the process inside an event, and
+        # before_send scrubs the whole event, breadcrumbs included. Scrubbing each one as it is
+        # recorded cost every INFO log line ~30 us on the request thread, for crumbs that are
+        # mostly never sent.
         if self._before_breadcrumb is not None:
-            crumb = self._before_breadcrumb(crumb, hint)
-            if crumb is None:
-                return None
-        return self.scrubber.scrub_value(crumb)
+            return self._before_breadcrumb(crumb, hint)
+        return crumb
 
     def before_send_log(self, log: Any, hint: Any) -> Any:
         if self._before_send_log is not None:

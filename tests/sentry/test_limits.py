@@ -17,10 +17,6 @@ from otel_sentry.sentry.limits import MAX_ITEM_BYTES, fit_event, fit_transaction
 pytestmark = pytest.mark.usefixtures("fresh")
 
 
-def _sizes(inbox: Inbox) -> list[int]:
-    return [len(item.get_bytes()) for e in inbox.envelopes for item in e.envelope.items]
-
-
 def _too_big(inbox: Inbox) -> list[str]:
     return [p for p in inbox.problems if "over Sentry's 1 MiB limit" in p or "invalid" in p]
 
