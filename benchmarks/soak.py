@@ -41,17 +41,19 @@ from benchmarks.sink import SinkProcess
 START_MARKER = "<!-- bench:soak:start -->"
 END_MARKER = "<!-- bench:soak:end -->"
 
-# name -> (inbox fault JSON, or None for no fault; load multiplier during the fault phase)
-FAULTS: dict[str, tuple[dict[str, Any] | None, int]] = {
-    "healthy": (None, 1),
-    "refuse": ({"refuse": True}, 1),
-    "status_500": ({"status": 500}, 1),
-    "slow_5s": ({"delay": 5.0}, 1),
+# name -> (inbox fault JSON, or None for no fault; load multiplier during the fault phase;
+# the fault phase's length when it is not --fault)
+FAULTS: dict[str, tuple[dict[str, Any] | None, int, float | None]] = {
+    "healthy": (None, 1, None),
+    "refuse": ({"refuse": True}, 1, None),
+    "status_500": ({"status": 500}, 1, None),
+    "slow_5s": ({"delay": 5.0}, 1, None),
     "rate_limited": (
         {"status": 429, "rate_limits": "30:transaction:organization", "retry_after": 30},
         1,
+        None,
     ),
-    "burst_10x": (None, 10),
+    "burst_10x": (None, 10, 10.0),
 }
 
 
@@ -184,7 +186,7 @@ def _settle(sink: SinkProcess, want_tx: int, timeout: float) -> float:
 def run_scenario(
     sink: SinkProcess, fault: str, spool: bool, rate: float, phases: tuple[float, float, float]
 ) -> Result:
-    fault_json, multiplier = FAULTS[fault]
+    fault_json, multiplier, length = FAULTS[fault]
     sink.clear()
     _set_fault(sink, None)
     spool_dir = tempfile.mkdtemp(prefix="soak-spool-") if spool else None
@@ -192,6 +194,7 @@ def run_scenario(
     result = Result(fault, spool, rate)
     try:
         healthy, faulty, recover = phases
+        faulty = length if length is not None and faulty > length else faulty
         t0 = time.monotonic() + 0.5
         t1, t2, t3 = t0 + healthy, t0 + healthy + faulty, t0 + healthy + faulty + recover
         result.phases = (t0, t1, t2, t3)
@@ -296,7 +299,11 @@ def render(rows: list[dict[str, Any]], args: argparse.Namespace, elapsed: float)
         f"{args.fault:g} s with the fault, {args.recover:g} s healthy again; one request in 50 "
         "raises. Latency in ms from each request's scheduled start, healthy phase vs fault "
         "phase of the same process. `tx`/`errors`: arrived at the inbox / produced by the "
-        "app. Dropped: what the SDK reported in client reports (transactions and errors).",
+        "app. Dropped: what the SDK reported in client reports (transactions and errors). "
+        "`refuse`: the ingest closes every connection unanswered; `slow_5s`: it answers after "
+        "5 s; `rate_limited`: 429 with `X-Sentry-Rate-Limits: 30:transaction`; `burst_10x`: no "
+        "fault, 10x the rate for 10 s (the 'fault' columns are the burst). The spool rows run "
+        "with `OTEL_SENTRY_SPOOL_DIR` set.",
         "",
         "| fault | spool | served | p50 healthy | p99 healthy | p50 fault | p99 fault | "
         "tx arrived | errors arrived | dropped (reported) | peak RSS MiB | settle s | exit s |",

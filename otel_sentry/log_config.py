@@ -199,8 +199,10 @@ def configure_logging(
             framework_logger.removeHandler(existing)
         framework_logger.propagate = True
         # dictConfig(disable_existing_loggers=True) (Django's and Celery's defaults) disables
-        # loggers that existed before it ran; taking one over means hearing from it again.
+        # loggers that existed before it ran, and a framework's own config leaves its level
+        # behind (uvicorn --log-level error): taken over, they follow our threshold.
         framework_logger.disabled = False
+        framework_logger.setLevel(logging.NOTSET)
     return handler
 
 
