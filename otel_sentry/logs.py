@@ -14,8 +14,9 @@ stdlib records):
 
 :func:`otel_sentry.configure_logging` wires both into structlog and stdlib logging in one call.
 
-The router keeps no state per call: its attributes are set once in ``__init__`` and only read,
-so one instance serves every thread and task. Breadcrumbs go to sentry_sdk's current isolation
+The router keeps no state per call: its attributes are set once in ``__init__`` and only read
+(a memo of ignore decisions per logger name is derived from them), so one instance serves
+every thread and task. Breadcrumbs go to sentry_sdk's current isolation
 scope, which the ASGI middleware forks per request, so one request's breadcrumbs never reach
 another request's event. Events are captured through sentry_sdk, whose global event processor
 (``sentry/events.py``) links them to the active span.
@@ -37,13 +38,19 @@ from typing import Any
 
 import sentry_sdk
 from opentelemetry import trace
+from opentelemetry.context import get_current
 from sentry_sdk.consts import DEFAULT_MAX_BREADCRUMBS
+from sentry_sdk.scope import Scope
 from sentry_sdk.utils import (
     capture_internal_exception,
-    capture_internal_exceptions,
     event_from_exception,
     format_attribute,
 )
+
+try:  # the key trace.get_current_span() reads; private, so the public call is the fallback
+    from opentelemetry.trace.propagation import _SPAN_KEY
+except ImportError:  # pragma: no cover - depends on the opentelemetry-api version
+    _SPAN_KEY = None  # type: ignore[assignment]
 
 __all__ = ["SentryRouter", "add_trace_context", "level_number", "scrub_log_fields"]
 
@@ -92,6 +99,11 @@ _RESERVED = frozenset(
         "_from_structlog",
     }
 )
+# Bound once: module and attribute lookups are a measurable share of an INFO line's cost.
+_UTC = timezone.utc
+_now = datetime.now
+# Entries kept in the per-router memo of ignored logger names before it starts over.
+_MEMO_SIZE = 1024
 # Logging from these while sending would recurse (sentry_sdk's own ignore list, plus ours).
 _ALWAYS_IGNORED = ("sentry_sdk.errors", "urllib3.connectionpool", "urllib3.connection")
 
@@ -120,17 +132,49 @@ def scrub_log_fields(fields: dict[str, Any]) -> dict[str, Any]:
     return fields
 
 
+_SPAN_TYPES: set[type] = set()
+_last_ids: tuple[object, str, str, bool] = (None, "", "", False)
+
+_no_scrub = scrub_log_fields  # the seam as shipped: calling it would change nothing
+
+
+def _level_of(name_of_level: Any) -> int:
+    return _LEVELS.get(str(name_of_level).lower(), logging.INFO)
+
+
 def add_trace_context(logger: Any, method_name: str, event_dict: EventDict) -> EventDict:
     """Add ``trace_id``, ``span_id`` and ``trace_sampled`` of the active span, if there is one.
 
     Vendor-neutral (OpenTelemetry API only); costs one context lookup when no span is active.
     """
-    ctx = trace.get_current_span().get_span_context()
-    if ctx.is_valid:
+    # trace.get_current_span() without its isinstance() against the Span ABC, which was a third
+    # of this function's cost; a type seen once is remembered (a handful exist per process).
+    span: Any = get_current().get(_SPAN_KEY) if _SPAN_KEY is not None else trace.get_current_span()
+    if span is None:
+        return event_dict
+    if type(span) not in _SPAN_TYPES:
+        if not isinstance(span, trace.Span):
+            return event_dict
+        _SPAN_TYPES.add(type(span))
+    ctx = span.get_span_context()
+    # A request logs many lines under one span: its ids are formatted once, not per line. The
+    # entry is one tuple, replaced whole, so a thread never sees another thread's half-update;
+    # it holds the SpanContext itself, so the identity check cannot match a recycled object.
+    global _last_ids
+    cached = _last_ids
+    if cached[0] is not ctx:
+        if not ctx.is_valid:
+            return event_dict
         # to_bytes().hex() is about twice as fast as format(..., "032x") for these ints.
-        event_dict["trace_id"] = ctx.trace_id.to_bytes(16, "big").hex()
-        event_dict["span_id"] = ctx.span_id.to_bytes(8, "big").hex()
-        event_dict["trace_sampled"] = bool(ctx.trace_flags & 1)
+        cached = _last_ids = (
+            ctx,
+            ctx.trace_id.to_bytes(16, "big").hex(),
+            ctx.span_id.to_bytes(8, "big").hex(),
+            bool(ctx.trace_flags & 1),
+        )
+    event_dict["trace_id"] = cached[1]
+    event_dict["span_id"] = cached[2]
+    event_dict["trace_sampled"] = cached[3]
     return event_dict
 
 
@@ -213,34 +257,54 @@ class SentryRouter:
         self.ignored = frozenset(names)
         self.ignored_prefixes = tuple(f"{name}." for name in names)
         self.scrub = scrub
+        # name -> ignored?; a pure function of the settings above, so sharing it across
+        # threads is safe (a race computes the same answer twice).
+        self._ignored_names: dict[str, bool] = {}
 
     def __call__(self, logger: Any, method_name: str, event_dict: EventDict) -> EventDict:
+        # The INFO path runs on every request thread for every line: each step below is the
+        # cheapest form found by profiling (BENCHMARKS.md, bench:logging, has the breakdown).
         # Popped first so that the key never reaches a renderer, whatever happens next.
         skip = event_dict.pop("sentry_skip", False)
-        name_of_level = event_dict.get("level") or method_name
-        level = _LEVELS.get(name_of_level) or _LEVELS.get(str(name_of_level).lower(), logging.INFO)
+        level = _LEVELS.get(event_dict.get("level") or method_name)
+        if level is None:
+            level = _level_of(event_dict.get("level") or method_name)
         if level < self.lowest or skip:
             return event_dict
         name = event_dict.get("logger")
         if not isinstance(name, str):
             name = _logger_name(logger, event_dict)
-        if name is not None and (name in self.ignored or name.startswith(self.ignored_prefixes)):
-            return event_dict
-        client = sentry_sdk.get_client()
+        if name is not None:
+            ignored = self._ignored_names.get(name)
+            if ignored is None:
+                ignored = self._remember_ignored(name)
+            if ignored:
+                return event_dict
+        # Scope's own classmethods, not the sentry_sdk.* aliases: the same lookups, one call less.
+        client = Scope.get_client()
         if not client.is_active():
             return event_dict
         try:
             fields = {k: v for k, v in event_dict.items() if k not in _RESERVED}
-            fields = (self.scrub or scrub_log_fields)(fields)
+            scrub = self.scrub or scrub_log_fields
+            if scrub is not _no_scrub:
+                fields = scrub(fields)
             if level >= self.event_level:
                 self._capture(client, level, name, fields, event_dict)
             if level >= self.breadcrumb_level:
-                self._breadcrumb(client, level, name, fields, event_dict)
+                _breadcrumb(client, level, name, fields, event_dict)
             if level >= self.logs_level and client.options.get("enable_logs"):
                 _sentry_log(level, name, fields, event_dict)
         except Exception:  # a log call never fails because of Sentry; sentry_sdk logs it
             capture_internal_exception(sys.exc_info())
         return event_dict
+
+    def _remember_ignored(self, name: str) -> bool:
+        ignored = name in self.ignored or name.startswith(self.ignored_prefixes)
+        if len(self._ignored_names) >= _MEMO_SIZE:  # logger names built per call: stay bounded
+            self._ignored_names.clear()
+        self._ignored_names[name] = ignored
+        return ignored
 
     def _capture(
         self, client: Any, level: int, name: str | None, fields: dict[str, Any], ed: EventDict
@@ -273,51 +337,52 @@ class SentryRouter:
         if event_id:
             ed["sentry_event_id"] = event_id
 
-    def _breadcrumb(
-        self, client: Any, level: int, name: str | None, fields: dict[str, Any], ed: EventDict
-    ) -> None:
-        crumb: dict[str, Any] = {
-            "type": "log",
-            "level": _SENTRY_LEVEL.get(level) or _sentry_level(level),
-            "message": _message(ed),
-            "timestamp": datetime.now(timezone.utc),
-        }
-        if name is not None:
-            crumb["category"] = name
-        if fields:
-            crumb["data"] = fields
-        scope = sentry_sdk.get_isolation_scope()
-        crumbs = getattr(scope, "_breadcrumbs", None)
-        if not isinstance(crumbs, deque):  # sentry_sdk's internals moved: the public way
-            scope.add_breadcrumb(crumb, hint=_hint(ed))
-            return
-        # What Scope.add_breadcrumb does, minus a second client lookup and two dict copies: it
-        # is most of the cost of an INFO line (see BENCHMARKS.md). before_breadcrumb (and so
-        # the scrubber) still sees every crumb, and the same cap applies.
-        options = client.options
-        before = options.get("before_breadcrumb")
-        if before is not None:
+
+def _breadcrumb(
+    client: Any, level: int, name: str | None, fields: dict[str, Any], ed: EventDict
+) -> None:
+    message = ed.get("event", "")
+    crumb: dict[str, Any] = {
+        "type": "log",
+        "level": _SENTRY_LEVEL.get(level) or _sentry_level(level),
+        "message": message if isinstance(message, str) else str(message),
+        # Taken now, as a datetime: sentry_sdk sorts an event's breadcrumbs by it, alongside
+        # its own integrations' crumbs, which carry datetimes.
+        "timestamp": _now(_UTC),
+    }
+    if name is not None:
+        crumb["category"] = name
+    if fields:
+        crumb["data"] = fields
+    scope = Scope.get_isolation_scope()
+    crumbs = getattr(scope, "_breadcrumbs", None)
+    if not isinstance(crumbs, deque):  # sentry_sdk's internals moved: the public way
+        scope.add_breadcrumb(crumb, hint=_hint(ed))
+        return
+    # What Scope.add_breadcrumb does, minus a second client lookup and two dict copies: it
+    # is most of the cost of an INFO line (see BENCHMARKS.md). before_breadcrumb still sees
+    # every crumb, and the same cap applies.
+    options = client.options
+    before = options.get("before_breadcrumb")
+    if before is not None:
+        try:
+            kept = before(crumb, _hint(ed))
+        except Exception:  # what sentry_sdk does: report it, keep the crumb as it was
+            capture_internal_exception(sys.exc_info())
             kept = crumb
-            with capture_internal_exceptions():
-                kept = before(crumb, _hint(ed))
-            if kept is None:
-                return
-            crumb = kept
-        crumbs.append(crumb)
-        cap = options.get("max_breadcrumbs", DEFAULT_MAX_BREADCRUMBS)
-        while len(crumbs) > cap:
-            crumbs.popleft()
-            scope._n_breadcrumbs_truncated += 1
+        if kept is None:
+            return
+        crumb = kept
+    crumbs.append(crumb)
+    cap = options.get("max_breadcrumbs", DEFAULT_MAX_BREADCRUMBS)
+    while len(crumbs) > cap:
+        crumbs.popleft()
+        scope._n_breadcrumbs_truncated += 1
 
 
 def _hint(ed: EventDict) -> dict[str, Any]:
     record = ed.get("_record")
     return {"log_record": record} if record is not None else {}
-
-
-def _message(ed: EventDict) -> str:
-    message = ed.get("event", "")
-    return message if isinstance(message, str) else str(message)
 
 
 def _sentry_level(level: int) -> str:

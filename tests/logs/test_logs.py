@@ -192,6 +192,21 @@ def test_every_line_in_a_span_carries_its_trace_id_and_none_outside(
     assert all(line["trace_sampled"] is True for line in lines[1:])
 
 
+def test_span_ids_follow_nested_spans_line_by_line(sentry: Inbox) -> None:
+    out = io.StringIO()
+    log = _structlog(SentryRouter(), "before", out)
+    tracer = trace.get_tracer("test")
+    with tracer.start_as_current_span("GET /order") as parent:
+        log.info("parent")
+        with tracer.start_as_current_span("SELECT") as child:
+            log.info("child")
+        log.info("parent again")
+    log.info("outside")
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    ids = [(line.get("trace_id"), line.get("span_id")) for line in lines]
+    assert ids == [_ids(parent), _ids(child), _ids(parent), (None, None)]
+
+
 def test_threads_keep_their_breadcrumbs(sentry: Inbox) -> None:
     log = _structlog(SentryRouter(), "before", io.StringIO())
 
