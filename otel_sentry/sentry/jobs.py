@@ -13,7 +13,11 @@ beyond tracing is done here, from Celery's signals:
   task that fails once and then succeeds is still one issue, on the attempt that failed;
   Celery's control-flow exceptions and the task's declared ``throws`` are not errors;
 - Celery's own "Task ... raised" log records are ignored by the logging integration, which
-  would otherwise report the same failure a second time.
+  would otherwise report the same failure a second time;
+- the task's arguments are bound to its parameter names and those the scrubber calls secret
+  (``api_key``, ``password``...) go with the event as known secret values
+  (``privacy.SECRET_VALUES_HINT``): a secret passed positionally is a bare item of ``args`` in
+  Celery's own frames and of ``argsrepr`` in its request, where no key rule can see it.
 
 The capture runs while the instrumentation's consumer span is current, so
 ``otel_sentry.sentry.events`` links the issue to that span.
@@ -23,12 +27,17 @@ The capture runs while the instrumentation's consumer span is current, so
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
 import sentry_sdk
 from sentry_sdk.integrations.logging import ignore_logger
 from sentry_sdk.utils import event_from_exception
+
+from otel_sentry.scrub import FILTERED, scrub_value
+from otel_sentry.sentry.privacy import SECRET_VALUES_HINT
 
 __all__ = ["install", "uninstall"]
 
@@ -89,18 +98,68 @@ def _exit_scope(task_id: str | None = None, **_: Any) -> None:
         manager.__exit__(None, None, None)
 
 
-def _on_failure(sender: Any = None, exception: Any = None, **_: Any) -> None:
+def _on_failure(
+    sender: Any = None, exception: Any = None, args: Any = None, kwargs: Any = None, **_: Any
+) -> None:
     if isinstance(exception, BaseException):
-        _capture(sender, exception, handled=False)
+        _capture(sender, exception, handled=False, args=args, kwargs=kwargs)
 
 
-def _on_retry(sender: Any = None, reason: Any = None, **_: Any) -> None:
+def _on_retry(sender: Any = None, reason: Any = None, request: Any = None, **_: Any) -> None:
     cause = getattr(reason, "exc", None)  # Celery's Retry carries the failure that caused it
     if isinstance(cause, BaseException):
-        _capture(sender, cause, handled=True)
+        _capture(
+            sender,
+            cause,
+            handled=True,
+            args=getattr(request, "args", None),
+            kwargs=getattr(request, "kwargs", None),
+        )
 
 
-def _capture(task: Any, exc: BaseException, *, handled: bool) -> None:
+def _secret_arguments(task: Any, args: Any, kwargs: Any) -> list[str]:
+    """The string values among the task's arguments that the scrubber filters by their name."""
+    positional = list(args) if isinstance(args, Sequence) and not isinstance(args, str) else []
+    named = dict(kwargs) if isinstance(kwargs, Mapping) else {}
+    bound: dict[str, Any] = {}
+    try:
+        bound = dict(inspect.signature(task.run).bind_partial(*positional, **named).arguments)
+    except (TypeError, ValueError, AttributeError):
+        # No usable signature (a C function, a mismatch): positional ones stay unnamed.
+        bound = named
+    return [original for original, kept in _leaves(bound, scrub_value(bound)) if kept == FILTERED]
+
+
+def _leaves(original: Any, scrubbed: Any) -> Iterator[tuple[str, Any]]:
+    # Walks the original and its scrubbed copy side by side: a string replaced whole was secret.
+    if isinstance(original, str):
+        yield original, scrubbed
+    elif scrubbed == FILTERED:  # a container under a secret key: all of it is secret
+        for value in _strings(original):
+            yield value, FILTERED
+    elif isinstance(original, Mapping) and isinstance(scrubbed, Mapping):
+        for key, value in original.items():
+            if key in scrubbed:
+                yield from _leaves(value, scrubbed[key])
+    elif isinstance(original, (list, tuple)) and isinstance(scrubbed, (list, tuple)):
+        for value, kept in zip(original, scrubbed, strict=False):
+            yield from _leaves(value, kept)
+
+
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, Mapping):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, (list, tuple, set, frozenset)):
+        for item in value:
+            yield from _strings(item)
+
+
+def _capture(
+    task: Any, exc: BaseException, *, handled: bool, args: Any = None, kwargs: Any = None
+) -> None:
     from celery.exceptions import Ignore, Reject, Retry  # type: ignore[import-untyped]
 
     if isinstance(exc, (Retry, Ignore, Reject)):
@@ -116,4 +175,7 @@ def _capture(task: Any, exc: BaseException, *, handled: bool) -> None:
         client_options=client.options,
         mechanism={"type": "celery", "handled": handled},
     )
+    secrets = _secret_arguments(task, args, kwargs)
+    if secrets:
+        hint[SECRET_VALUES_HINT] = secrets
     sentry_sdk.capture_event(event, hint=hint)

@@ -24,11 +24,57 @@ from sentry_sdk.scrubber import EventScrubber
 from otel_sentry.scrub import FILTERED, Scrubber
 from otel_sentry.sentry.noise import NoiseFilter
 
-__all__ = ["Hook", "NoEventScrubber", "SentryHooks", "scrub_event"]
+__all__ = [
+    "SECRET_VALUES_HINT",
+    "Hook",
+    "NoEventScrubber",
+    "SentryHooks",
+    "redact_values",
+    "scrub_event",
+]
 
 _log = logging.getLogger("otel_sentry")
 
 Hook = Callable[[Any, Any], Any]
+
+SECRET_VALUES_HINT = "otel_sentry_secret_values"
+"""Event hint key: strings known to be secrets (a failed task's secret arguments, see
+``sentry/jobs.py``), replaced by ``[Filtered]`` wherever they appear in that event. Key rules
+miss a secret that travels without its name: a positional task argument sits in Celery's own
+frames as a bare list item (``args``) and inside the request's repr (``argsrepr``)."""
+
+# Shorter strings are too likely to occur by chance (a "1" pin would blank every "1").
+_MIN_SECRET_VALUE = 6
+
+
+def redact_values(value: Any, secrets: tuple[str, ...]) -> Any:
+    """``value`` with every occurrence of each secret string replaced; copies only what changed."""
+    if isinstance(value, str):
+        out = value
+        for secret in secrets:
+            if secret in out:
+                out = out.replace(secret, FILTERED)
+        return out
+    if isinstance(value, dict):
+        changed = {k: redact_values(v, secrets) for k, v in value.items()}
+        return value if all(changed[k] is value[k] for k in value) else changed
+    if isinstance(value, list):
+        items = [redact_values(v, secrets) for v in value]
+        return value if all(a is b for a, b in zip(items, value, strict=True)) else items
+    return value
+
+
+def _secret_values(hint: Any) -> tuple[str, ...]:
+    found = hint.get(SECRET_VALUES_HINT) if isinstance(hint, dict) else None
+    if not found:
+        return ()
+    return tuple(
+        sorted(
+            {v for v in found if isinstance(v, str) and len(v) >= _MIN_SECRET_VALUE},
+            key=len,
+            reverse=True,  # a secret containing another is replaced whole
+        )
+    )
 
 
 class NoEventScrubber(EventScrubber):
@@ -78,7 +124,9 @@ class SentryHooks:
             event = self._before_send(event, hint)
             if event is None:
                 return None
-        return scrub_event(self.scrubber, event)
+        scrubbed = scrub_event(self.scrubber, event)
+        secrets = _secret_values(hint)
+        return redact_values(scrubbed, secrets) if secrets else scrubbed
 
     def before_send_transaction(self, event: Any, hint: Any) -> Any:
         if self.noise.drops_transaction(event) is not None:

@@ -75,3 +75,16 @@ class PermanentError(RuntimeError):
 @app.task(name="jobs.reject_profile")
 def reject_profile(user_id: int) -> None:
     raise PermanentError(f"profile {user_id} is locked")
+
+
+class VendorRejectedError(RuntimeError):
+    """What ``jobs.charge_vendor`` raises: its message carries the key it was given."""
+
+
+@app.task(name="jobs.charge_vendor")
+def charge_vendor(order_id: int, api_key: str, note: str = "") -> None:
+    # The privacy canary test passes secrets as arguments: they are this frame's locals, the
+    # locals of Celery's own frames (args, kwargs, the request) and part of the message.
+    vendor_secret = api_key
+    attempt = {"order": order_id, "note": note, "vendor_secret": vendor_secret}
+    raise VendorRejectedError(f"vendor rejected api_key={api_key} for order {order_id}: {attempt}")
