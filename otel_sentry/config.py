@@ -28,6 +28,7 @@ from otel_sentry.values import (
     parse_export,
     parse_genai_capture,
     parse_instrument,
+    parse_llm_content_mode,
     parse_megabytes,
     parse_names,
     parse_noise_filters,
@@ -89,6 +90,7 @@ _EXPECT: dict[Callable[[Any], Any], str] = {
     parse_optional_ms: "a non-negative number of milliseconds, like 250",
     parse_export: "one of " + ", ".join(EXPORT_MODES),
     parse_genai_capture: "true, false, SPAN_ONLY or NO_CONTENT",
+    parse_llm_content_mode: "full or hash",
     parse_url: "an http(s) URL like http://127.0.0.1:4318",
     parse_patterns: "comma-separated regular expressions, like 'acct-[0-9]{6}'",
     parse_noise_filters: "all, none, or names out of health, preflight, not_found, host_header",
@@ -253,6 +255,13 @@ OPTIONS: tuple[Option, ...] = (
         "Record LLM prompts and completions on GenAI spans (always through the scrubber).",
     ),
     Option(
+        "llm_content_mode",
+        ("OTEL_SENTRY_LLM_CONTENT_MODE",),
+        parse_llm_content_mode,
+        "full",
+        "Captured LLM content as full (scrubbed, truncated) text or hash (sha256 + snippet).",
+    ),
+    Option(
         "llm_http_spans",
         ("OTEL_SENTRY_LLM_HTTP_SPANS",),
         parse_bool,
@@ -365,6 +374,7 @@ class Settings:
     cache_prefixes: tuple[str, ...] = ()
     db_slow_query_ms: float | None = None
     capture_llm_content: bool = False
+    llm_content_mode: str = "full"
     llm_http_spans: bool = True
     scrub_keys: tuple[str, ...] = ()
     scrub_patterns: tuple[str, ...] = ()

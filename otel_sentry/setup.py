@@ -375,7 +375,10 @@ def _init_sentry(settings: Settings) -> bool:
     )
     kwargs["before_send"] = _fitted(hooks.before_send)
     kwargs["before_send_transaction"] = hooks.before_send_transaction
-    kwargs["before_breadcrumb"] = hooks.before_breadcrumb
+    if settings.option("before_breadcrumb") is not None:
+        # Only the user's: breadcrumbs are scrubbed with their event, and a pass-through hook
+        # would cost every recorded breadcrumb (every INFO log line) a call for nothing.
+        kwargs["before_breadcrumb"] = hooks.before_breadcrumb
     kwargs["before_send_log"] = hooks.before_send_log
     kwargs["event_scrubber"] = NoEventScrubber()
     if settings.spotlight:
@@ -516,6 +519,7 @@ def _skip_replaced_auto_integrations() -> None:
 def _instrument_llm(settings: Settings) -> list[str]:
     llm.configure_llm(
         capture_content=settings.capture_llm_content,
+        content_mode=settings.llm_content_mode,
         http_spans=settings.llm_http_spans,
         # Every captured prompt and completion goes through the one scrubber.
         scrub_content=scrub_text,

@@ -17,12 +17,14 @@ from otel_sentry.dsn import parse_dsn
 
 __all__ = [
     "EXPORT_MODES",
+    "LLM_CONTENT_MODES",
     "NOISE_FILTERS",
     "parse_bool",
     "parse_dsn_text",
     "parse_export",
     "parse_genai_capture",
     "parse_instrument",
+    "parse_llm_content_mode",
     "parse_megabytes",
     "parse_names",
     "parse_noise_filters",
@@ -36,6 +38,9 @@ __all__ = [
 ]
 
 EXPORT_MODES: tuple[str, ...] = ("auto", "sentry", "otlp", "both", "none")
+# What a captured prompt or completion becomes: the scrubbed, truncated text, or its sha256
+# plus a short scrubbed snippet.
+LLM_CONTENT_MODES: tuple[str, ...] = ("full", "hash")
 
 
 _TRUE = {"1", "true", "yes", "on", "y", "t"}
@@ -173,6 +178,13 @@ def parse_genai_capture(raw: object) -> bool:
         return parse_bool(raw)
     except ValueError:
         raise ValueError("expected true, false, SPAN_ONLY, SPAN_AND_EVENT or NO_CONTENT") from None
+
+
+def parse_llm_content_mode(raw: object) -> str:
+    text = str(raw).strip().lower()
+    if text not in LLM_CONTENT_MODES:
+        raise ValueError(f"expected one of {', '.join(LLM_CONTENT_MODES)}")
+    return text
 
 
 def parse_patterns(raw: object) -> tuple[str, ...]:

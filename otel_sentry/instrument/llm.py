@@ -6,7 +6,9 @@ Every call becomes one span named per the OpenTelemetry GenAI conventions (``cha
 are subsets of input and output, never extra), finish reasons, ``gen_ai.request.stream`` and
 ``gen_ai.response.time_to_first_chunk`` for streams. A failed call (timeout, rate limit) ends
 with ERROR status, ``error.type`` and the exception recorded. Prompts and completions are kept
-only when capture is switched on, and then only after passing through the content scrubber.
+only when capture is switched on, and then only after passing through the content scrubber:
+in full (truncated) by default, or as a sha256 of the scrubbed text plus a short snippet
+(``configure_llm(content_mode="hash")``), enough to tell calls apart without keeping the text.
 
     with llm_span("chat", provider="openai", request_model="gpt-4o") as call:
         reply = client.chat.completions.create(model="gpt-4o", messages=messages)
@@ -26,6 +28,7 @@ Only the OpenTelemetry API is used here; what Sentry makes of these spans is dec
 from __future__ import annotations
 
 import functools
+import hashlib
 import importlib.util
 import inspect
 import json
@@ -76,6 +79,9 @@ class _Settings:
     http_spans: bool = True
     # Below the provider's attribute length limit (16 KiB), so the truncation marker survives.
     max_content_chars: int = 16_000
+    # "full": the scrubbed text; "hash": its sha256 and the first snippet_chars of it.
+    content_mode: str = "full"
+    snippet_chars: int = 80
     # The one seam through which every captured prompt and completion leaves this module.
     scrub_content: Callable[[str], str] = staticmethod(_identity)
 
@@ -86,8 +92,16 @@ def configure_llm(
     http_spans: bool | None = None,
     scrub_content: Callable[[str], str] | None = None,
     max_content_chars: int | None = None,
+    content_mode: str | None = None,
+    snippet_chars: int | None = None,
 ) -> None:
-    """Set what LLM spans record. ``scrub_content`` receives every captured message text (JSON)."""
+    """Set what LLM spans record. ``scrub_content`` receives every captured message text (JSON).
+
+    ``content_mode``: ``full`` records the scrubbed text, cut at ``max_content_chars``; ``hash``
+    records ``sha256:<hex of the scrubbed text> <its first snippet_chars characters>...``.
+    """
+    if content_mode is not None and content_mode not in ("full", "hash"):
+        raise ValueError(f"content_mode={content_mode!r}: expected 'full' or 'hash'")
     if capture_content is not None:
         _Settings.capture_content = capture_content
     if http_spans is not None:
@@ -96,6 +110,10 @@ def configure_llm(
         _Settings.scrub_content = staticmethod(scrub_content)
     if max_content_chars is not None:
         _Settings.max_content_chars = max_content_chars
+    if content_mode is not None:
+        _Settings.content_mode = content_mode
+    if snippet_chars is not None:
+        _Settings.snippet_chars = max(0, snippet_chars)
 
 
 def _capture_content() -> bool:
@@ -168,10 +186,7 @@ class LlmCall:
             if value is None:
                 continue
             text = value if isinstance(value, str) else json.dumps(value, default=str)
-            text = _Settings.scrub_content(text)
-            if len(text) > _Settings.max_content_chars:
-                text = text[: _Settings.max_content_chars] + "...[truncated]"
-            self.span.set_attribute(key, text)
+            self.span.set_attribute(key, _recorded(_Settings.scrub_content(text), value))
 
     def fail(self, error: BaseException) -> None:
         """ERROR status, ``error.type`` and the exception as a span event."""
@@ -189,6 +204,39 @@ class LlmCall:
         elif error is None:
             self.span.set_status(Status(StatusCode.OK))
         self.span.end()
+
+
+def _recorded(text: str, value: Any) -> str:
+    """What an attribute keeps of the scrubbed ``text`` of ``value``, per ``content_mode``."""
+    if _Settings.content_mode == "hash":
+        # Of the scrubbed text: a hash of the raw prompt would let anyone who can guess a short
+        # secret confirm it. Equal prompts still get equal hashes.
+        digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+        # The snippet is of the words, not of the JSON around them (which would fill it); the
+        # whole text is scrubbed before it is cut, so a cut cannot split a secret from its key.
+        plain = text if isinstance(value, str) else _Settings.scrub_content(_plain_text(value))
+        snippet = plain[: _Settings.snippet_chars]
+        return f"sha256:{digest} {snippet}" + ("..." if len(plain) > len(snippet) else "")
+    if len(text) > _Settings.max_content_chars:
+        return text[: _Settings.max_content_chars] + "...[truncated]"
+    return text
+
+
+def _plain_text(value: Any) -> str:
+    """The text of a message list (``content`` strings, or the ``content`` of its ``parts``)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, Mapping):
+        content = value.get("content")
+        if isinstance(content, str):
+            return content
+        parts = value.get("parts", content)
+        if isinstance(parts, (list, tuple)):
+            return _plain_text(parts)
+        return json.dumps(parts if parts is not None else value, default=str)
+    if isinstance(value, (list, tuple)):
+        return "\n".join(text for text in (_plain_text(v) for v in value) if text)
+    return json.dumps(value, default=str)
 
 
 def _error_type(error: BaseException) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import urllib.request
 from collections.abc import Iterator
 from typing import Any
@@ -243,6 +244,44 @@ def test_content_is_opt_in_and_scrubbed(inbox: Inbox, fresh: None, llm: LocalLLM
     assert PROMPT in span["data"]["gen_ai.input.messages"]
     assert REPLY in span["data"]["gen_ai.output.messages"]
     assert secret.encode() not in _raw(inbox)
+
+
+def test_content_can_be_kept_as_a_hash_and_a_short_snippet(
+    inbox: Inbox, fresh: None, llm: LocalLLM, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OTEL_SENTRY_LLM_CONTENT_MODE", "hash")
+    _init(inbox, capture_llm_content=True)
+    secret = "sk-proj-" + "e5f6a7b8" * 5
+    long_prompt = f"{PROMPT} using key {secret}. Then mention the tides at the harbour tonight."
+    client = _openai(llm)
+    with trace.get_tracer("test").start_as_current_span("hashed content"):
+        for prompt in (long_prompt, long_prompt, PROMPT):
+            client.chat.completions.create(
+                model="gpt-4o-mini", messages=[{"role": "user", "content": prompt}]
+            )
+    spans = _spans(_transaction(inbox, "hashed content"), "gen_ai.chat")
+    spans.sort(key=lambda s: s["start_timestamp"])
+    shape = re.compile(r"sha256:([0-9a-f]{64}) (.*)", re.S)
+    inputs = [shape.fullmatch(s["data"]["gen_ai.input.messages"]) for s in spans]
+    assert all(inputs), [s["data"]["gen_ai.input.messages"] for s in spans]
+    first, again, other = (m.groups() for m in inputs if m)
+    # 80 characters of the scrubbed words, then "...": the rest of the prompt never leaves.
+    scrubbed = f"{PROMPT} using key [Filtered]. Then mention the tides at the harbour tonight."
+    assert first[1] == scrubbed[:80] + "..."
+    assert first == again and other[0] != first[0] and other[1] == PROMPT
+    output = shape.fullmatch(spans[0]["data"]["gen_ai.output.messages"])
+    assert output and output.group(2) == REPLY
+    raw = _raw(inbox)
+    assert secret.encode() not in raw and b"harbour tonight" not in raw
+    assert inbox.problems == []
+
+
+def test_a_bad_content_mode_names_the_variable() -> None:
+    from otel_sentry.config import ConfigError, resolve
+
+    with pytest.raises(ConfigError, match=r"OTEL_SENTRY_LLM_CONTENT_MODE.*full or hash"):
+        resolve({}, {"OTEL_SENTRY_LLM_CONTENT_MODE": "summary"})
+    assert resolve({}, {}).llm_content_mode == "full"
 
 
 def test_capture_variable_is_honoured(
