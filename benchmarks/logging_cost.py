@@ -225,8 +225,8 @@ def _floor(info: dict[str, list[float]], anchor: str) -> list[str]:
         "needs its own dict, taken now.",
         f"- breadcrumb ({share[3]:.1f} us): the crumb dict, a `datetime` taken at call time "
         "(sentry_sdk sorts an event's crumbs by it, next to its integrations' own), the "
-        "isolation scope, `before_breadcrumb` (none in this phase; init() installs a "
-        "pass-through when the user has none), the append and the eviction of the oldest crumb. "
+        "isolation scope, `before_breadcrumb` (only when the user gave one; this run measured "
+        "init() still installing a pass-through), the append and the eviction of the oldest crumb. "
         "This is what "
         "`Scope.add_breadcrumb` does, minus its second client lookup and two dict copies.",
         "",
@@ -234,10 +234,9 @@ def _floor(info: dict[str, list[float]], anchor: str) -> list[str]:
         f"{rows['+ SentryRouter'] / theirs:.2f} x structlog-sentry in the same run; scaled by "
         f"that ratio, about {scaled(rows['+ SentryRouter'])} on the reference machine, where "
         "structlog-sentry adds 5-6 us. Levers left, each with a cost in behaviour: filtering "
-        "the fields only when an event is built (a global event processor; user "
-        "`before_breadcrumb` hooks would see the raw keys unless init() stops installing its "
-        "pass-through), and a float timestamp instead of a datetime (breaks sentry_sdk's sort "
-        "of mixed crumbs).",
+        "the fields only when an event is built (a global event processor; a user's "
+        "`before_breadcrumb` would then see the raw keys), and a float timestamp instead of a "
+        "datetime (breaks sentry_sdk's sort of mixed crumbs).",
     ]
 
 

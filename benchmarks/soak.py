@@ -48,12 +48,13 @@ FAULTS: dict[str, tuple[dict[str, Any] | None, int, float | None]] = {
     "refuse": ({"refuse": True}, 1, None),
     "status_500": ({"status": 500}, 1, None),
     "slow_5s": ({"delay": 5.0}, 1, None),
-    "rate_limited": (
-        {"status": 429, "rate_limits": "30:transaction:organization", "retry_after": 30},
-        1,
-        None,
-    ),
+    # As Relay answers when one category is over quota: the others are still accepted.
+    "rate_limited": ({"status": 200, "rate_limits": "30:transaction:organization"}, 1, None),
     "burst_10x": (None, 10, 10.0),
+    # The anchor for the burst: the same app and load without otel-sentry at all.
+    "burst_10x_bare": (None, 10, 10.0),
+    # The burst with SENTRY_TRACES_SAMPLE_RATE=0.1: what sampling buys back under overload.
+    "burst_10x_sampled": (None, 10, 10.0),
 }
 
 
@@ -91,7 +92,9 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _start_app(dsn: str, spool_dir: str | None) -> tuple[subprocess.Popen[bytes], str, Path]:
+def _start_app(
+    dsn: str, spool_dir: str | None, bare: bool = False, sampled: bool = False
+) -> tuple[subprocess.Popen[bytes], str, Path]:
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SENTRY_", "OTEL_"))}
     env.update(
@@ -103,6 +106,10 @@ def _start_app(dsn: str, spool_dir: str | None) -> tuple[subprocess.Popen[bytes]
     )
     if spool_dir:
         env["OTEL_SENTRY_SPOOL_DIR"] = spool_dir
+    if bare:
+        env["SOAK_BARE"] = "1"
+    if sampled:
+        env["SENTRY_TRACES_SAMPLE_RATE"] = "0.1"
     log = Path(tempfile.mkstemp(prefix="soak-app-", suffix=".log")[1])
     command = [sys.executable, "-m", "uvicorn", "benchmarks.soak_app:app"]
     command += ["--host", "127.0.0.1", "--port", str(port), "--no-access-log", "--log-level"]
@@ -190,7 +197,9 @@ def run_scenario(
     sink.clear()
     _set_fault(sink, None)
     spool_dir = tempfile.mkdtemp(prefix="soak-spool-") if spool else None
-    proc, url, log = _start_app(sink.dsn, spool_dir)
+    proc, url, log = _start_app(
+        sink.dsn, spool_dir, bare=fault.endswith("_bare"), sampled=fault.endswith("_sampled")
+    )
     result = Result(fault, spool, rate)
     try:
         healthy, faulty, recover = phases
@@ -270,7 +279,8 @@ def _row(r: Result) -> dict[str, Any]:
             dropped[key] = dropped.get(key, 0) + d["quantity"]
     return {
         "fault": r.fault,
-        "spool": "on" if r.spool else "off",
+        "spool": "no SDK" if r.fault.endswith("_bare") else ("on" if r.spool else "off"),
+        "rate": r.rate,
         "served": produced_tx,
         "failed_requests": sum(1 for s in r.samples if s.status not in (200, 500)),
         "p50_healthy": statistics.median(healthy) if healthy else float("nan"),
@@ -295,23 +305,29 @@ def render(rows: list[dict[str, Any]], args: argparse.Namespace, elapsed: float)
         "## Soak: Sentry down, slow, rate limiting; bursts",
         "",
         f"Measured with `python -m benchmarks.soak` ({stamp}, {elapsed:.0f} s): "
-        f"{args.rate:g} requests/s open loop, {args.healthy:g} s healthy, "
+        "open loop at the row's req/s, "
+        f"{args.healthy:g} s healthy, "
         f"{args.fault:g} s with the fault, {args.recover:g} s healthy again; one request in 50 "
         "raises. Latency in ms from each request's scheduled start, healthy phase vs fault "
         "phase of the same process. `tx`/`errors`: arrived at the inbox / produced by the "
         "app. Dropped: what the SDK reported in client reports (transactions and errors). "
         "`refuse`: the ingest closes every connection unanswered; `slow_5s`: it answers after "
-        "5 s; `rate_limited`: 429 with `X-Sentry-Rate-Limits: 30:transaction`; `burst_10x`: no "
-        "fault, 10x the rate for 10 s (the 'fault' columns are the burst). The spool rows run "
-        "with `OTEL_SENTRY_SPOOL_DIR` set.",
+        "5 s; `rate_limited`: every answer carries `X-Sentry-Rate-Limits: 30:transaction` "
+        "(transactions over quota, errors accepted), so transactions are held back until 30 s "
+        "after the last answer; `burst_10x`: no fault, 10x the rate for 10 s (the 'fault' "
+        "columns are the burst), `burst_10x_bare` the same app and load without "
+        "otel-sentry, the anchor, and `burst_10x_sampled` the burst at a 0.1 sample rate "
+        "(tx arrived counts the sampled ones). The spool rows run with "
+        "`OTEL_SENTRY_SPOOL_DIR` set.",
         "",
-        "| fault | spool | served | p50 healthy | p99 healthy | p50 fault | p99 fault | "
+        "| fault | spool | req/s | served | p50 healthy | p99 healthy | p50 fault | p99 fault | "
         "tx arrived | errors arrived | dropped (reported) | peak RSS MiB | settle s | exit s |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         lines.append(
-            f"| {row['fault']} | {row['spool']} | {row['served']} | {row['p50_healthy']:.1f} | "
+            f"| {row['fault']} | {row['spool']} | {row.get('rate', args.rate):g} | "
+            f"{row['served']} | {row['p50_healthy']:.1f} | "
             f"{row['p99_healthy']:.1f} | {row['p50_fault']:.1f} | {row['p99_fault']:.1f} | "
             f"{row['tx']} ({row['tx_share']:.1%}) | {row['errors']} | {row['dropped']} | "
             f"{row['rss']:.0f} | {row['settle_s']:.1f} | {row['exit_s']:.1f} |"
@@ -346,6 +362,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--recover", type=float, default=20.0)
     parser.add_argument("--quick", action="store_true", help="3/6/4 s phases; writes nothing")
     parser.add_argument("--json", help="also write the rows here")
+    parser.add_argument(
+        "--keep-rows", help="rows of an earlier --json run to keep where not measured again"
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.healthy, args.fault, args.recover = 3.0, 6.0, 4.0
@@ -364,6 +383,14 @@ def main(argv: list[str] | None = None) -> int:
                 print(json.dumps(row), flush=True)
                 for line in result.app_errors[:5]:
                     print(f"  app: {line}", flush=True)
+    if args.keep_rows:
+        again = {(r["fault"], r["spool"]) for r in rows}
+        kept = json.loads(Path(args.keep_rows).read_text())
+        order = list(FAULTS)
+        rows = sorted(
+            [r for r in kept if (r["fault"], r["spool"]) not in again] + rows,
+            key=lambda r: (order.index(r["fault"]), r["spool"]),
+        )
     section = render(rows, args, time.monotonic() - started)
     print(section)
     if args.json:
