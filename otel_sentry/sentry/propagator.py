@@ -315,5 +315,10 @@ def _outgoing_dsc(
 ) -> tuple[dict[str, str], tuple[str, ...]]:
     foreign = incoming.foreign_baggage if incoming is not None else ()
     frozen = incoming is not None and bool(incoming.dsc)
+    if not frozen and head.public_key is None:
+        # No DSN here (or after shutdown()): a DSC without public_key is one Relay ignores, yet
+        # every SDK downstream would freeze it as received. Better none: the next service that
+        # has a DSN starts a valid one.
+        return {}, tuple(foreign)
     name = None if frozen else dsc_transaction_name(local_root(), ctx.trace_id)
     return dsc_for_context(ctx, incoming, head, transaction=name), tuple(foreign)

@@ -275,3 +275,37 @@ def test_hostile_headers_never_raise_and_stay_within_limits(
     assert len(out["baggage"].encode()) <= BAGGAGE_MAX_BYTES
     assert len(out["baggage"].split(",")) <= BAGGAGE_MAX_MEMBERS
     assert out["sentry-trace"].count("-") == 2
+
+
+def _inject_under(ctx: Context, propagator: SentryPropagator) -> dict[str, str]:
+    from opentelemetry import context as otel_context
+
+    token = otel_context.attach(ctx)
+    try:
+        with TRACER.start_as_current_span("client"):
+            return _inject(propagator=propagator)
+    finally:
+        otel_context.detach(token)
+
+
+def test_without_a_dsn_no_sentry_dsc_is_started_but_foreign_baggage_and_ids_travel() -> None:
+    # A DSC without public_key is one Relay ignores and every SDK downstream would freeze.
+    no_dsn = SentryPropagator(HeadDsc(release="api@1"))
+    ctx = SentryPropagator(HEAD).extract(
+        {"traceparent": f"00-{TRACE}-{SPAN}-01", "baggage": "vendor=keep"}
+    )
+    headers = _inject_under(ctx, no_dsn)
+    assert headers["sentry-trace"].startswith(f"{TRACE}-")
+    assert "traceparent" in headers
+    assert headers.get("baggage") == "vendor=keep"
+    # A DSC that arrived is still passed on unchanged, DSN or not.
+    frozen = SentryPropagator(HEAD).extract(
+        {
+            "sentry-trace": f"{TRACE}-{SPAN}-1",
+            "baggage": f"sentry-trace_id={TRACE},sentry-public_key=up",
+        }
+    )
+    assert "sentry-public_key=up" in _inject_under(frozen, no_dsn)["baggage"]
+    # And with a DSN a head DSC is started as before.
+    with TRACER.start_as_current_span("root"):
+        assert "sentry-public_key=pk1" in _inject()["baggage"]
