@@ -22,6 +22,8 @@ import sys
 import time
 from pathlib import Path
 
+from benchmarks.report import replace_section
+
 ROOT = Path(__file__).resolve().parents[1]
 START_MARKER = "<!-- bench:django_errors:start -->"
 END_MARKER = "<!-- bench:django_errors:end -->"
@@ -105,17 +107,6 @@ def render(results: dict[str, float], n: int, rounds: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_section(path: Path, section: str) -> None:
-    """Replace our marked section of ``path`` (or append it), leaving every other one alone."""
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n\n"
-    start, end = text.find(START_MARKER), text.find(END_MARKER)
-    if start != -1 and end > start:
-        text = text[:start] + section.rstrip("\n") + text[end + len(END_MARKER) :]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="smoke run; writes nothing")
@@ -131,7 +122,7 @@ def main(argv: list[str] | None = None) -> None:
     section = render(results, n, rounds)
     print(section)
     if not args.quick:
-        write_section(ROOT / "BENCHMARKS.md", section)
+        replace_section(ROOT / "BENCHMARKS.md", section, START_MARKER, END_MARKER)
 
 
 if __name__ == "__main__":

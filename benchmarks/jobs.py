@@ -44,6 +44,8 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+from benchmarks.report import replace_section
+
 START_MARKER = "<!-- bench:jobs:start -->"
 END_MARKER = "<!-- bench:jobs:end -->"
 _ROOT = Path(__file__).resolve().parents[1]
@@ -361,17 +363,6 @@ def render(
     return "\n".join(lines) + "\n"
 
 
-def write_section(path: Path, section: str) -> None:
-    """Replace the marked section of ``path`` (or append it), leaving the others alone."""
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n\n"
-    start, end = text.find(START_MARKER), text.find(END_MARKER)
-    if start != -1 and end > start:
-        text = text[:start] + section.rstrip("\n") + text[end + len(END_MARKER) :]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=400, help="tasks per batch")
@@ -394,7 +385,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     print(section)
     if not args.quick:
-        write_section(_ROOT / "BENCHMARKS.md", section)
+        replace_section(_ROOT / "BENCHMARKS.md", section, START_MARKER, END_MARKER)
 
 
 if __name__ == "__main__":

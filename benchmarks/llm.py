@@ -24,6 +24,7 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 
 import otel_sentry
+from benchmarks.report import replace_section
 from examples.local_llm import LocalLLM
 from otel_sentry.inbox import Inbox
 from otel_sentry.instrument import llm
@@ -168,17 +169,6 @@ def _section(
     return "\n".join(lines) + "\n"
 
 
-def write_section(path: Path, section: str) -> None:
-    """Replace this benchmark's marked section of ``path`` (or append it); nothing else."""
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n\n"
-    start, end = text.find(START_MARKER), text.find(END_MARKER)
-    if start != -1 and end > start:
-        text = text[:start] + section.rstrip("\n") + text[end + len(END_MARKER) :]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="llm_span overhead per call")
     parser.add_argument("--rounds", type=int, default=5)
@@ -190,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     section = run(args.rounds, args.calls, args.http_calls)
     print(section)
     if not args.no_write:
-        write_section(Path(args.output), section)
+        replace_section(Path(args.output), section, START_MARKER, END_MARKER)
     return 0
 
 

@@ -43,6 +43,8 @@ import structlog
 from sentry_sdk.envelope import Envelope
 from sentry_sdk.transport import Transport
 
+from benchmarks.report import replace_section
+
 _DSN = "http://public@127.0.0.1:9/1"  # never contacted: the transport discards
 _ERROR_SETUPS = (
     "structlog",
@@ -328,19 +330,8 @@ def main(argv: list[str] | None = None) -> int:
     section = "\n".join(lines) + "\n"
     print(section)
     if not args.quick:
-        _write_section(Path(args.output), section)
+        replace_section(Path(args.output), section, START_MARKER, END_MARKER)
     return 0
-
-
-def _write_section(path: Path, section: str) -> None:
-    """Replace this benchmark's marked section (or append it); other sections stay as they are."""
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n\n"
-    start, end = text.find(START_MARKER), text.find(END_MARKER)
-    if start != -1 and end > start:
-        text = text[:start] + section.rstrip("\n") + text[end + len(END_MARKER) :]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":

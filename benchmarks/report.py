@@ -30,6 +30,7 @@ __all__ = [
     "acceptance",
     "render_section",
     "render_table",
+    "replace_section",
     "summarize",
     "write_section",
 ]
@@ -433,11 +434,17 @@ def render_section(
 
 
 def write_section(path: Path, section: str) -> None:
-    """Replace the marked section of ``path`` (or add it), leaving every other section alone."""
+    """Replace this benchmark's marked section of ``path`` (or add it)."""
+    replace_section(path, section, START_MARKER, END_MARKER)
+
+
+def replace_section(path: Path, section: str, start_marker: str, end_marker: str) -> None:
+    """Replace the section between the markers in ``path`` (or append it), leaving every other
+    section alone: each benchmark owns one section of BENCHMARKS.md."""
     text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n\n"
-    start, end = text.find(START_MARKER), text.find(END_MARKER)
+    start, end = text.find(start_marker), text.find(end_marker)
     if start != -1 and end > start:
-        text = text[:start] + section.rstrip("\n") + text[end + len(END_MARKER) :]
+        text = text[:start] + section.rstrip("\n") + text[end + len(end_marker) :]
     else:
         text = text.rstrip("\n") + "\n\n" + section
     path.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")

@@ -34,6 +34,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanContext, SpanKind, TraceFlags
 
+from benchmarks.report import replace_section
 from otel_sentry.scrub import Scrubber
 from otel_sentry.scrub_spans import scrub_span
 from otel_sentry.sentry.privacy import scrub_event
@@ -312,17 +313,6 @@ def render(rows: list[dict[str, Any]], elapsed: float) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_section(path: Path, section: str) -> None:
-    """Replace our marked section of ``path`` (or append it), leaving every other one alone."""
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n\n"
-    start, end = text.find(START_MARKER), text.find(END_MARKER)
-    if start != -1 and end > start:
-        text = text[:start] + section.rstrip("\n") + text[end + len(END_MARKER) :]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="smoke run; writes nothing")
@@ -332,7 +322,7 @@ def main(argv: list[str] | None = None) -> None:
     section = render(rows, time.perf_counter() - started)
     print(section)
     if not args.quick:
-        write_section(_ROOT / "BENCHMARKS.md", section)
+        replace_section(_ROOT / "BENCHMARKS.md", section, START_MARKER, END_MARKER)
 
 
 if __name__ == "__main__":

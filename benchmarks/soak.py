@@ -36,6 +36,7 @@ from typing import Any
 
 import httpx
 
+from benchmarks.report import replace_section
 from benchmarks.sink import SinkProcess
 
 START_MARKER = "<!-- bench:soak:start -->"
@@ -336,16 +337,6 @@ def render(rows: list[dict[str, Any]], args: argparse.Namespace, elapsed: float)
     return "\n".join(lines) + "\n"
 
 
-def write_section(path: Path, section: str) -> None:
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n\n"
-    start, end = text.find(START_MARKER), text.find(END_MARKER)
-    if start != -1 and end > start:
-        text = text[:start] + section.rstrip("\n") + text[end + len(END_MARKER) :]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.soak", description=__doc__)
     parser.add_argument("--faults", default=",".join(FAULTS))
@@ -396,7 +387,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2))
     if not args.quick:
-        write_section(Path(_root()) / "BENCHMARKS.md", section)
+        replace_section(Path(_root()) / "BENCHMARKS.md", section, START_MARKER, END_MARKER)
     return 0
 
 
