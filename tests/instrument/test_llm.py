@@ -23,7 +23,7 @@ import otel_sentry
 from examples.local_llm import REPLY, Fault, LocalLLM
 from otel_sentry.inbox import Inbox
 from otel_sentry.instrument.llm import agent_span, llm_span, tool_span
-from tests.integration.test_bridge import _Uvicorn
+from tests.support.uvicorn import UvicornThread
 
 pytestmark = pytest.mark.integration
 
@@ -355,7 +355,7 @@ def test_provider_timeout_in_a_request_is_one_linked_issue_with_breadcrumbs(
         )
         return {"summary": "never"}
 
-    with _Uvicorn(app) as server:
+    with UvicornThread(app) as server:
         assert server.request("GET", "/summaries/7") == 500
     txn = _transaction(traced, "GET /summaries/{doc_id}")
     ok, failed = sorted(_spans(txn, "gen_ai.chat"), key=lambda s: s["start_timestamp"])

@@ -9,10 +9,6 @@ the server span is the local root as it would be behind a load balancer.
 from __future__ import annotations
 
 import json
-import threading
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,40 +17,10 @@ import pytest
 
 import otel_sentry
 from otel_sentry.inbox import Inbox
-from tests.support.servers import RedisServer, free_port
+from tests.support.servers import RedisServer
+from tests.support.uvicorn import UvicornThread
 
 pytestmark = pytest.mark.integration
-
-
-class _Uvicorn:
-    def __init__(self, app: Any) -> None:
-        import uvicorn
-
-        self.port = free_port()
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="error")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> _Uvicorn:
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            if time.monotonic() > deadline:
-                raise RuntimeError("uvicorn did not start within 10 s")
-            time.sleep(0.02)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(5)
-
-    def request(self, method: str, path: str) -> int:
-        req = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", method=method)
-        try:
-            with urllib.request.urlopen(req, timeout=10) as response:
-                return int(response.status)
-        except urllib.error.HTTPError as exc:
-            return exc.code
 
 
 @pytest.fixture
@@ -66,7 +32,7 @@ def redis_server() -> Iterator[RedisServer]:
 @pytest.fixture
 def service(
     inbox: Inbox, redis_server: RedisServer, fresh: None, tmp_path: Path
-) -> Iterator[_Uvicorn]:
+) -> Iterator[UvicornThread]:
     otel_sentry.init(
         dsn=inbox.dsn(),
         environment="test",
@@ -100,7 +66,7 @@ def service(
     def fail(item_id: int) -> None:
         raise RuntimeError(f"failure for {item_id}")
 
-    with _Uvicorn(app) as server:
+    with UvicornThread(app) as server:
         yield server
 
 
@@ -113,7 +79,7 @@ def _only_transaction(inbox: Inbox, name: str) -> dict[str, Any]:
 
 
 def test_request_with_httpx_sql_and_redis_is_one_transaction(
-    service: _Uvicorn, inbox: Inbox
+    service: UvicornThread, inbox: Inbox
 ) -> None:
     assert service.request("GET", "/items/1") == 200
     txn = _only_transaction(inbox, "GET /items/{item_id}")
@@ -145,7 +111,7 @@ def test_request_with_httpx_sql_and_redis_is_one_transaction(
     assert inbox.problems == []
 
 
-def test_a_500_is_one_issue_linked_to_the_server_span(service: _Uvicorn, inbox: Inbox) -> None:
+def test_a_500_is_one_issue_linked_to_the_server_span(service: UvicornThread, inbox: Inbox) -> None:
     assert service.request("GET", "/fail/7") == 500
     txn = _only_transaction(inbox, "GET /fail/{item_id}")
     assert txn["contexts"]["trace"]["status"] == "internal_error"

@@ -32,9 +32,9 @@ from opentelemetry import trace
 import otel_sentry
 from otel_sentry.inbox import Inbox
 from otel_sentry.log_config import FRAMEWORK_LOGGERS
-from tests.integration.test_bridge import _Uvicorn
 from tests.integration.test_jobs import _Worker
 from tests.support.servers import RedisServer
+from tests.support.uvicorn import UvicornThread
 
 pytestmark = pytest.mark.integration
 
@@ -105,7 +105,7 @@ def otlp_inbox() -> Iterator[Inbox]:
 @pytest.fixture
 def service(
     inbox: Inbox, otlp_inbox: Inbox, fresh: None, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[_Uvicorn]:
+) -> Iterator[UvicornThread]:
     # Headers recorded on the server span too, so they reach the span exporters.
     monkeypatch.setenv(
         "OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST",
@@ -125,7 +125,7 @@ def service(
         from examples.fastapi_app.main import app
 
         _add_routes(app)
-        with _Uvicorn(app) as server:
+        with UvicornThread(app) as server:
             yield server
 
 
@@ -153,7 +153,7 @@ def _structlog_pipeline() -> Iterator[None]:
         structlog.configure(**structlog_config)
 
 
-def _post(server: _Uvicorn, path: str, body: dict[str, Any], headers: dict[str, str]) -> int:
+def _post(server: UvicornThread, path: str, body: dict[str, Any], headers: dict[str, str]) -> int:
     req = urllib.request.Request(
         f"http://127.0.0.1:{server.port}{path}",
         data=json.dumps(body).encode(),
@@ -176,7 +176,9 @@ def _raw(received: Any) -> bytes:
     return b"\n".join(parts)
 
 
-def test_no_canary_reaches_either_inbox(service: _Uvicorn, inbox: Inbox, otlp_inbox: Inbox) -> None:
+def test_no_canary_reaches_either_inbox(
+    service: UvicornThread, inbox: Inbox, otlp_inbox: Inbox
+) -> None:
     status = _post(
         service,
         f"/canary/pay?code=ok&token={CANARIES['query']}",

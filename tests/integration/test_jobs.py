@@ -20,8 +20,8 @@ import pytest
 
 import otel_sentry
 from otel_sentry.inbox import Inbox
-from tests.integration.test_bridge import _Uvicorn
 from tests.support.servers import PostgresServer, RedisServer
+from tests.support.uvicorn import UvicornThread
 
 pytestmark = pytest.mark.integration
 
@@ -97,7 +97,7 @@ def worker(
 
 
 @pytest.fixture
-def service(inbox: Inbox, redis_server: RedisServer, fresh: None) -> Iterator[_Uvicorn]:
+def service(inbox: Inbox, redis_server: RedisServer, fresh: None) -> Iterator[UvicornThread]:
     otel_sentry.init(
         dsn=inbox.dsn(),
         environment="test",
@@ -118,7 +118,7 @@ def service(inbox: Inbox, redis_server: RedisServer, fresh: None) -> Iterator[_U
         return {"task_id": str(result.id)}
 
     try:
-        with _Uvicorn(app) as server:
+        with UvicornThread(app) as server:
             yield server
     finally:
         celery_app.app.pool.force_close_all()
@@ -136,7 +136,7 @@ def _wait_for_jobs(inbox: Inbox, worker: _Worker, count: int) -> list[dict[str, 
 
 
 def test_request_to_job_is_one_trace_with_a_failed_attempt_and_a_retry(
-    service: _Uvicorn, worker: _Worker, inbox: Inbox
+    service: UvicornThread, worker: _Worker, inbox: Inbox
 ) -> None:
     assert service.request("POST", "/profiles/7/recompute") == 200
     from tests.support.celery_app import reject_profile

@@ -17,7 +17,7 @@ import pytest
 
 import otel_sentry
 from otel_sentry.inbox import Inbox
-from tests.integration.test_bridge import _Uvicorn
+from tests.support.uvicorn import UvicornThread
 
 pytestmark = pytest.mark.integration
 
@@ -52,7 +52,7 @@ def downstream() -> Iterator[str]:
 
 
 @pytest.fixture
-def service(inbox: Inbox, downstream: str, fresh: None) -> Iterator[_Uvicorn]:
+def service(inbox: Inbox, downstream: str, fresh: None) -> Iterator[UvicornThread]:
     otel_sentry.init(
         dsn=inbox.dsn(), release="api@2", environment="prod", instrument=("fastapi", "httpx")
     )
@@ -68,11 +68,11 @@ def service(inbox: Inbox, downstream: str, fresh: None) -> Iterator[_Uvicorn]:
     def checkout() -> dict[str, int]:
         return {"next": httpx.get(f"{downstream}/price", timeout=5).status_code}
 
-    with _Uvicorn(app) as server:
+    with UvicornThread(app) as server:
         yield server
 
 
-def _call(server: _Uvicorn, headers: dict[str, str], method: str = "GET") -> Any:
+def _call(server: UvicornThread, headers: dict[str, str], method: str = "GET") -> Any:
     request = urllib.request.Request(
         f"http://127.0.0.1:{server.port}/checkout", headers=headers, method=method
     )
@@ -92,7 +92,7 @@ def _front_end_headers(flag: str) -> dict[str, str]:
 
 
 def test_a_sampled_front_end_trace_continues_and_travels_on(
-    service: _Uvicorn, inbox: Inbox
+    service: UvicornThread, inbox: Inbox
 ) -> None:
     status, _ = _call(service, _front_end_headers("1"))
     assert status == 200
@@ -113,7 +113,7 @@ def test_a_sampled_front_end_trace_continues_and_travels_on(
 
 
 def test_an_unsampled_front_end_trace_sends_nothing_and_the_zero_travels_on(
-    service: _Uvicorn, inbox: Inbox
+    service: UvicornThread, inbox: Inbox
 ) -> None:
     status, _ = _call(service, _front_end_headers("0"))
     assert status == 200
@@ -124,7 +124,7 @@ def test_an_unsampled_front_end_trace_sends_nothing_and_the_zero_travels_on(
     assert "sentry-sampled=false" in sent["baggage"]
 
 
-def test_w3c_only_callers_are_continued(service: _Uvicorn, inbox: Inbox) -> None:
+def test_w3c_only_callers_are_continued(service: UvicornThread, inbox: Inbox) -> None:
     status, _ = _call(service, {"traceparent": f"00-{TRACE}-{PARENT}-01"})
     assert status == 200
     otel_sentry.flush(5)
@@ -135,7 +135,7 @@ def test_w3c_only_callers_are_continued(service: _Uvicorn, inbox: Inbox) -> None
     )  # we head the DSC
 
 
-def test_cors_preflight_allows_the_trace_headers(service: _Uvicorn) -> None:
+def test_cors_preflight_allows_the_trace_headers(service: UvicornThread) -> None:
     status, headers = _call(
         service,
         {

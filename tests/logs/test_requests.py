@@ -11,53 +11,19 @@ import asyncio
 import io
 import json
 import logging
-import threading
-import time
-import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 import pytest
 import structlog
 
 import otel_sentry
 from otel_sentry.inbox import Inbox
-from tests.support.servers import free_port
+from tests.support.uvicorn import UvicornThread
 
 pytestmark = pytest.mark.integration
 
 REQUESTS = 50
-
-
-class _Uvicorn:
-    """uvicorn in a thread, with ``log_config=None`` so its loggers stay ours."""
-
-    def __init__(self, app: Any) -> None:
-        import uvicorn
-
-        self.port = free_port()
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_config=None)
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> _Uvicorn:
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            if time.monotonic() > deadline:
-                raise RuntimeError("uvicorn did not start within 10 s")
-            time.sleep(0.02)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(5)
-
-    def get(self, path: str) -> int:
-        url = f"http://127.0.0.1:{self.port}{path}"
-        with urllib.request.urlopen(url, timeout=30) as response:
-            return int(response.status)
 
 
 @pytest.fixture
@@ -66,7 +32,7 @@ def printed() -> io.StringIO:
 
 
 @pytest.fixture
-def service(inbox: Inbox, fresh: None, printed: io.StringIO) -> Iterator[_Uvicorn]:
+def service(inbox: Inbox, fresh: None, printed: io.StringIO) -> Iterator[UvicornThread]:
     otel_sentry.init(dsn=inbox.dsn(), release="logs@1", instrument=("fastapi",))
     otel_sentry.configure_logging(stream=printed, renderer="json")
     from fastapi import FastAPI
@@ -87,12 +53,12 @@ def service(inbox: Inbox, fresh: None, printed: io.StringIO) -> Iterator[_Uvicor
             log.exception("order failed", rid=rid)
         return {"rid": rid}
 
-    with _Uvicorn(app) as server:
+    with UvicornThread(app, log_config=None) as server:
         yield server
 
 
 def test_concurrent_requests_keep_their_breadcrumbs_and_trace_ids(
-    service: _Uvicorn, inbox: Inbox, printed: io.StringIO
+    service: UvicornThread, inbox: Inbox, printed: io.StringIO
 ) -> None:
     with ThreadPoolExecutor(max_workers=REQUESTS) as pool:
         statuses = list(pool.map(lambda rid: service.get(f"/orders/{rid}"), range(REQUESTS)))
