@@ -9,7 +9,7 @@ import sentry_sdk
 
 import otel_sentry
 from otel_sentry.inbox import Inbox
-from tests.support.servers import PostgresServer
+from tests.support.servers import PostgresServer, RedisServer
 
 
 @pytest.fixture
@@ -39,6 +39,13 @@ def _clear_breadcrumbs() -> None:
         sentry_sdk.get_current_scope(),
     ):
         scope.clear_breadcrumbs()
+
+
+@pytest.fixture
+def redis_server() -> Iterator[RedisServer]:
+    """A real redis-server on a free port of 127.0.0.1, for one test."""
+    with RedisServer() as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

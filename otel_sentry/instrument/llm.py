@@ -564,6 +564,17 @@ def _openai_span(instance: Any, kwargs: Mapping[str, Any]) -> _GenAiSpan:
     )
 
 
+def _openai_finish(call: Any, kwargs: dict[str, Any], result: Any, stream: type) -> Any:
+    """After the call returned: a stream ends the span when it is consumed, anything else now."""
+    if kwargs.get("stream"):
+        return stream(result, _StreamState(call, kwargs))
+    try:
+        _openai_result(call, kwargs, result)
+    finally:
+        call.end()
+    return result
+
+
 def _wrap_openai_sync(original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     def create(self: Any, *args: Any, **kwargs: Any) -> Any:
@@ -576,13 +587,7 @@ def _wrap_openai_sync(original: Callable[..., Any]) -> Callable[..., Any]:
             call.end(exc)
             raise
         otel_context.detach(token)  # type: ignore[arg-type]
-        if kwargs.get("stream"):
-            return _SyncStream(result, _StreamState(call, kwargs))
-        try:
-            _openai_result(call, kwargs, result)
-        finally:
-            call.end()
-        return result
+        return _openai_finish(call, kwargs, result, _SyncStream)
 
     return create
 
@@ -599,13 +604,7 @@ def _wrap_openai_async(original: Callable[..., Any]) -> Callable[..., Any]:
             call.end(exc)
             raise
         otel_context.detach(token)  # type: ignore[arg-type]
-        if kwargs.get("stream"):
-            return _AsyncStream(result, _StreamState(call, kwargs))
-        try:
-            _openai_result(call, kwargs, result)
-        finally:
-            call.end()
-        return result
+        return _openai_finish(call, kwargs, result, _AsyncStream)
 
     return create
 

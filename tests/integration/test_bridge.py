@@ -24,12 +24,6 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def redis_server() -> Iterator[RedisServer]:
-    with RedisServer() as server:
-        yield server
-
-
-@pytest.fixture
 def service(
     inbox: Inbox, redis_server: RedisServer, fresh: None, tmp_path: Path
 ) -> Iterator[UvicornThread]:

@@ -9,8 +9,6 @@ runs SQL and Redis calls and fails on its first attempt; Celery retries it and i
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +18,7 @@ import pytest
 
 import otel_sentry
 from otel_sentry.inbox import Inbox
+from tests.support.celery_worker import CeleryWorker
 from tests.support.servers import PostgresServer, RedisServer
 from tests.support.uvicorn import UvicornThread
 
@@ -29,56 +28,10 @@ _ROOT = Path(__file__).resolve().parents[2]
 _TASK = "jobs.recompute_profile"
 
 
-class _Worker:
-    """``celery worker`` with the prefork pool, as a subprocess; its output goes to a file."""
-
-    def __init__(self, env: dict[str, str], log: Path) -> None:
-        self.log = log
-        # Short on purpose: sentry_sdk reports sys.argv with every event, and Relay trims
-        # lists longer than 10.
-        command = [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "tests.support.celery_app",
-            "worker",
-            "-P",
-            "prefork",
-            "-c",
-            "2",
-        ]
-        with log.open("wb") as out:
-            self.process = subprocess.Popen(
-                command, cwd=_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
-            )
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")[-4000:]
-
-    def alive(self) -> bool:
-        return self.process.poll() is None
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()  # warm shutdown: children flush on worker_process_shutdown
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-
-@pytest.fixture
-def redis_server() -> Iterator[RedisServer]:
-    with RedisServer() as server:
-        yield server
-
-
 @pytest.fixture
 def worker(
     inbox: Inbox, redis_server: RedisServer, postgres: PostgresServer, tmp_path: Path
-) -> Iterator[_Worker]:
+) -> Iterator[CeleryWorker]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SENTRY_", "OTEL_"))}
     env.update(
         SENTRY_DSN=inbox.dsn(),
@@ -89,7 +42,7 @@ def worker(
         OTEL_SERVICE_NAME="jobs-worker",
         PYTHONPATH=str(_ROOT),
     )
-    running = _Worker(env, tmp_path / "worker.log")
+    running = CeleryWorker(env, tmp_path / "worker.log")
     try:
         yield running
     finally:
@@ -124,7 +77,7 @@ def service(inbox: Inbox, redis_server: RedisServer, fresh: None) -> Iterator[Uv
         celery_app.app.pool.force_close_all()
 
 
-def _wait_for_jobs(inbox: Inbox, worker: _Worker, count: int) -> list[dict[str, Any]]:
+def _wait_for_jobs(inbox: Inbox, worker: CeleryWorker, count: int) -> list[dict[str, Any]]:
     deadline = time.monotonic() + 90  # a loaded machine takes a while to boot the children
     while time.monotonic() < deadline:
         found = [t for t in inbox.transactions() if t["contexts"]["trace"]["op"] == "queue.process"]
@@ -136,7 +89,7 @@ def _wait_for_jobs(inbox: Inbox, worker: _Worker, count: int) -> list[dict[str, 
 
 
 def test_request_to_job_is_one_trace_with_a_failed_attempt_and_a_retry(
-    service: UvicornThread, worker: _Worker, inbox: Inbox
+    service: UvicornThread, worker: CeleryWorker, inbox: Inbox
 ) -> None:
     assert service.request("POST", "/profiles/7/recompute") == 200
     from tests.support.celery_app import reject_profile
