@@ -47,6 +47,8 @@ from sentry_sdk.utils import (
     format_attribute,
 )
 
+from otel_sentry.sentry.dedupe import already_captured
+
 try:  # the key trace.get_current_span() reads; private, so the public call is the fallback
     from opentelemetry.trace.propagation import _SPAN_KEY
 except ImportError:  # pragma: no cover - depends on the opentelemetry-api version
@@ -310,6 +312,8 @@ class SentryRouter:
         self, client: Any, level: int, name: str | None, fields: dict[str, Any], ed: EventDict
     ) -> None:
         exc_info = _exc_info(ed)
+        if exc_info is not None and already_captured(exc_info[1]):
+            return  # sentry_sdk would drop it as a duplicate: do not build it (dedupe.py)
         if exc_info is not None:
             event, hint = event_from_exception(
                 exc_info,

@@ -53,7 +53,7 @@ from otel_sentry.instrument import llm, registry
 from otel_sentry.roots import LocalRootTracker
 from otel_sentry.scrub import scrub_text
 from otel_sentry.scrub_spans import ScrubbingSpanExporter
-from otel_sentry.sentry import asgi, jobs
+from otel_sentry.sentry import asgi, capture, dedupe, jobs
 from otel_sentry.sentry.events import link_events, unlink_events
 from otel_sentry.sentry.exporter import TransactionExporter
 from otel_sentry.sentry.gen_ai import GenAiBreadcrumbs
@@ -358,6 +358,8 @@ def _init_sentry(settings: Settings) -> bool:
         kwargs["enable_logs"] = True
     if transport is None:
         kwargs["transport"] = EnvelopeTransport
+        # Our transport adds the source lines on its sender thread (sentry/capture.py).
+        kwargs["include_source_context"] = False
     for name in ("integrations", "transport"):
         value = settings.option(name)
         if value is not None:
@@ -398,6 +400,10 @@ def _init_sentry(settings: Settings) -> bool:
         client.integrations.pop(integration.identifier, None)
     if isinstance(client.transport, EnvelopeTransport):
         _use_spool(client.transport, settings)
+        client.transport.source_context = kwargs.get("include_source_context") is False
+    capture.speed_up_queryset_repr()
+    capture.warm_installed_modules()
+    dedupe.install()
     asgi.install()
     jobs.install()
     return True

@@ -10,7 +10,7 @@ view and its Queries, Caches, Queues and AI insights read it as their own.
 
 from __future__ import annotations
 
-import uuid
+import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,6 +40,12 @@ _LOW_CARDINALITY = frozenset({"route", "custom", "task", "component", "view"})
 @dataclass(frozen=True)
 class TransactionDefaults(DscSource):
     sdk: Mapping[str, Any] = field(default_factory=dict)
+
+
+def _event_id() -> str:
+    # An id, not a secret: uuid4() reads os.urandom per call, a system call per transaction
+    # (slow in sandboxed kernels); random reseeds itself in a forked child.
+    return f"{random.getrandbits(128):032x}"
 
 
 def _hex_span(span_id: int) -> str:
@@ -145,7 +151,7 @@ def build_transaction(
         trace_context["parent_span_id"] = _hex_span(root.parent.span_id)
     event: dict[str, Any] = {
         "type": "transaction",
-        "event_id": uuid.uuid4().hex,
+        "event_id": _event_id(),
         "platform": "python",
         "transaction": sem.description,
         "transaction_info": {"source": sem.source},

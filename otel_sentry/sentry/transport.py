@@ -44,6 +44,7 @@ from sentry_sdk.envelope import Envelope
 from sentry_sdk.transport import HttpTransport
 from sentry_sdk.utils import capture_internal_exceptions
 
+from otel_sentry.sentry.capture import add_source_context
 from otel_sentry.sentry.spool import Breaker, Spool, Ticket
 
 __all__ = ["EnvelopeTransport"]
@@ -203,6 +204,8 @@ class EnvelopeTransport(HttpTransport):
         self._replayers: list[threading.Thread] = []
         self._replay_wake = threading.Event()
         self._closing = False
+        # Set by init() when it takes source lines off the capturing thread (sentry/frames.py).
+        self.source_context = False
         self._ssl: ssl.SSLContext | None = None
         if self._scheme == "https":
             self._ssl = ssl.create_default_context(
@@ -274,6 +277,15 @@ class EnvelopeTransport(HttpTransport):
         if not self.breaker.open:
             with capture_internal_exceptions():
                 self._flush_client_reports_now()
+
+    def _send_envelope(self, envelope: Envelope) -> None:
+        if self.source_context:
+            for item in envelope.items:
+                event = item.payload.json if item.type == "event" else None
+                if isinstance(event, dict):
+                    with capture_internal_exceptions():
+                        add_source_context(event)  # here, not on the request (capture.py)
+        super()._send_envelope(envelope)
 
     def defer(self, ticket: Ticket) -> None:
         """Not now: the envelope waits in the spool and is replayed when Sentry answers."""
