@@ -319,6 +319,22 @@ OPTIONS: tuple[Option, ...] = (
         "Bound of what waits for Sentry (memory or disk); beyond it the oldest is dropped "
         "and counted.",
     ),
+    Option(
+        "load_shedding",
+        ("OTEL_SENTRY_LOAD_SHEDDING",),
+        parse_bool,
+        True,
+        "Keep fewer new traces while the process falls behind (event-loop lag, export backlog); "
+        "dropped ones are reported as backpressure.",
+    ),
+    Option(
+        "gc_freeze",
+        ("OTEL_SENTRY_GC_FREEZE",),
+        parse_bool,
+        True,
+        "At the first init(), move the objects alive then out of the cyclic garbage collector's "
+        "full passes (gc.freeze()).",
+    ),
 )
 _BY_NAME = {o.name: o for o in OPTIONS}
 _CALLBACKS = frozenset(
@@ -371,6 +387,8 @@ class Settings:
     enable_logs: bool = False
     spool_dir: str | None = None
     spool_max_mb: float = 16.0
+    load_shedding: bool = True
+    gc_freeze: bool = True
     cache_prefixes: tuple[str, ...] = ()
     db_slow_query_ms: float | None = None
     capture_llm_content: bool = False

@@ -5,8 +5,9 @@ serialization, no lock). A worker thread groups spans into segments, builds each
 serializes it once and hands the envelope to sentry_sdk's transport, which owns rate limits,
 client reports, compression and retries. Every span that cannot be kept is counted and reported
 as a client report with its reason: ``queue_overflow`` here, ``buffer_overflow`` over the
-1000-span cap, ``sample_rate`` for roots the sampler dropped, ``before_send`` when a hook drops
-a transaction.
+1000-span cap, ``sample_rate`` for roots the sampler dropped, ``backpressure`` for roots shed
+while the process fell behind (otel_sentry/pressure.py), ``before_send`` when a hook drops a
+transaction.
 
 We don't reuse OpenTelemetry's ``BatchSpanProcessor``: it only logs the spans it drops, and the
 grouping into transactions must keep state across batches anyway.
@@ -188,6 +189,9 @@ class TransactionExporter(SpanProcessor):
     def _cycle(self, flush_all: bool) -> None:
         try:
             queue = self._queue
+            shedder = self.sampler.shedder if self.sampler is not None else None
+            if shedder is not None:
+                shedder.report_backlog(len(queue), self._max_queue)
             add = self._buffer.add
             send = self._send
             while queue:
@@ -212,6 +216,11 @@ class TransactionExporter(SpanProcessor):
             if n:
                 transport.record_lost_event("sample_rate", "transaction", quantity=n)
                 transport.record_lost_event("sample_rate", "span", quantity=n)
+            shedder = self.sampler.shedder
+            n = shedder.drops_since_last_call() if shedder is not None else 0
+            if n:
+                transport.record_lost_event("backpressure", "transaction", quantity=n)
+                transport.record_lost_event("backpressure", "span", quantity=n)
 
     def _send(self, segment: Segment) -> None:
         transport = self._transport()

@@ -23,6 +23,7 @@ from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
 from opentelemetry.trace import Link, SpanKind, TraceState, get_current_span
 from opentelemetry.util.types import Attributes
 
+from otel_sentry.pressure import LoadShedder
 from otel_sentry.sentry.dsc import (
     DSC_ATTRIBUTE,
     TRACE_STATE_KEY,
@@ -57,15 +58,22 @@ class SentrySampler(Sampler):
         rate: float = 1.0,
         traces_sampler: TracesSampler | None = None,
         rules: Sequence[tuple[str, float]] = (),
+        shedder: LoadShedder | None = None,
     ) -> None:
         self.rate = rate
+        self.shedder = shedder
         self.traces_sampler = traces_sampler
         self.rules = tuple((re.compile(fnmatch.translate(p)), r, p) for p, r in rules)
+        # All rules in one pattern, in order: one match per candidate string instead of one per
+        # rule (the noise rules alone are a dozen, tried on every root span).
+        self._rules_pattern = _combined(self.rules)
+        self._rule_rates = tuple(r for _, r, _ in self.rules)
         self._drops = itertools.count()
         self._drops_reported = 0
 
     # -- dropped roots are counted cheaply (next() on a count is atomic) and reported later ----
     def drops_since_last_call(self) -> int:
+        """Roots dropped for their sample rate since the last call (backpressure: the shedder's)."""
         now = next(self._drops)  # this call itself advances the count by one
         dropped = now - self._drops_reported
         self._drops_reported = now + 1
@@ -114,6 +122,18 @@ class SentrySampler(Sampler):
                 rand = rand_from_trace_id(trace_id)
             sampled = rand < rate
 
+        shed = False
+        shedder = self.shedder
+        if shedder is not None:
+            shedder.watch_running_loop()
+            if shedder.factor < 1.0:
+                # Overloaded (pressure.py): keep the traces with the lowest sample_rand, the
+                # same ones every shedding service keeps; the kept carry the effective rate.
+                rate = rate * shedder.factor
+                if sampled and rand >= rate:
+                    sampled, shed = False, True
+                    shedder.count_drop()
+
         base = parent.trace_state if parent.is_valid else _EMPTY_STATE
         value = f"r:{rand:.6f};s:{rate!r}"
         state = (
@@ -122,7 +142,8 @@ class SentrySampler(Sampler):
             else base.add(TRACE_STATE_KEY, value)
         )
         if not sampled:
-            next(self._drops)
+            if not shed:
+                next(self._drops)
             return SamplingResult(Decision.DROP, None, state)
         kept = dict(attributes) if attributes else {}
         kept[SAMPLE_RATE_ATTRIBUTE] = rate
@@ -159,7 +180,17 @@ class SentrySampler(Sampler):
                 return float(value)
             _log.warning("otel-sentry: traces_sampler returned %r, not a rate in [0, 1]", value)
             return 0.0
-        if self.rules:
+        if self._rules_pattern is not None:
+            match = self._rules_pattern.match
+            for candidate in _rule_candidates(name, attributes):
+                found = match(candidate)
+                if found is not None:
+                    # Group i + 1 wraps rule i; the first that took part is the rule that matched.
+                    groups = found.groups()
+                    for i, rule_rate in enumerate(self._rule_rates):
+                        if groups[i] is not None:
+                            return rule_rate
+        elif self.rules:
             for candidate in _rule_candidates(name, attributes):
                 for pattern, rule_rate, _raw in self.rules:
                     if pattern.match(candidate):
@@ -168,6 +199,19 @@ class SentrySampler(Sampler):
 
     def get_description(self) -> str:
         return f"SentrySampler{{rate={self.rate}, rules={len(self.rules)}}}"
+
+
+def _combined(rules: Sequence[tuple[re.Pattern[str], float, str]]) -> re.Pattern[str] | None:
+    """One pattern for all rules, in order, each the only capturing group of its alternative."""
+    if not rules:
+        return None
+    try:
+        combined = re.compile("|".join(f"({p.pattern})" for p, _, _ in rules))
+    except re.error:  # a rule's own groups clash with another's: match them one by one
+        return None
+    # fnmatch may add groups of its own (named, on older Pythons): then we cannot tell which
+    # alternative matched from the group numbers; match rule by rule instead.
+    return combined if combined.groups == len(rules) else None
 
 
 def _rule_candidates(name: str, attributes: Mapping[str, Any] | None) -> list[str]:
