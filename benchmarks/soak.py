@@ -426,7 +426,15 @@ def render(rows: list[dict[str, Any]], args: argparse.Namespace, elapsed: float)
         "(tx arrived counts the sampled ones); `burst_20x`: 20x for 10 s, past what the "
         "traced app can serve but not the bare one, with load shedding on (the default), "
         "off (`_noshed`) and without otel-sentry (`_bare`). The spool rows run with "
-        "`OTEL_SENTRY_SPOOL_DIR` set.",
+        "`OTEL_SENTRY_SPOOL_DIR` set. Compare a fault's 'fault' columns with the `healthy` "
+        "row's (same spool setting): that row's own two phases differ as much as any fault "
+        "makes them (its 30 s phase holds more of the rare slow requests, the failing ones "
+        "among them). p99 includes the failing requests, which carry the error's capture."
+        + (
+            " Rows not measured in this run were kept from an earlier one (`--keep-rows`)."
+            if args.keep_rows
+            else ""
+        ),
         "",
         "| fault | spool | req/s | served | p50 healthy | p99 healthy | p50 fault | p99 fault | "
         "tx arrived | errors arrived | dropped (reported) | peak RSS MiB | settle s | exit s |",

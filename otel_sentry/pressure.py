@@ -20,13 +20,15 @@ trace, so every shedding service keeps the same traces, and the rate recorded on
 is the effective rate (Sentry extrapolates counts from it). Traces dropped this way are reported
 as ``backpressure`` in client reports. Errors are never shed.
 
-It is a safety net against the cliff, not a latency tuner. Overload is, for ``sustain`` (0.5 s)
+It is a safety net against the cliff, not a latency tuner. Overload is, for ``sustain`` (1 s)
 without a break: a smoothed lag over ``lag_overload`` (50 ms: work arriving faster than the loop
 clears it), or the process using ~a whole core (``cpu_busy``, 90%) while the loop is more than
-``lag_ok`` (10 ms) late, the case where the waiting happens in the clients rather than in the
+``lag_busy`` (20 ms) late, the case where the waiting happens in the clients rather than in the
 loop (a few keep-alive connections, each waiting for its answer). A busy loop that keeps up, a
-burst worked off within half a second or one slow callback (an error being captured) never
-sheds. Below ``lag_ok`` the factor grows back; in between it holds. Vendor-neutral: no Sentry here.
+burst worked off within a second or one slow callback (an error being captured) never sheds.
+Once shedding, falling behind again halves at once. The factor grows back only when the loop
+is under ``lag_ok`` (10 ms) late and the process uses under ``cpu_spare`` (75%) of a core; in
+between it holds. Vendor-neutral: no Sentry here.
 """
 
 from __future__ import annotations
@@ -59,8 +61,10 @@ class LoadShedder:
         interval: float = 0.05,
         lag_overload: float = 0.050,
         lag_ok: float = 0.010,
-        sustain: float = 0.5,
+        lag_busy: float = 0.020,
+        sustain: float = 1.0,
         cpu_busy: float = 0.9,
+        cpu_spare: float = 0.75,
         backlog_overload: float = 0.25,
         floor: float = 0.01,
     ) -> None:
@@ -68,10 +72,12 @@ class LoadShedder:
         self.interval = interval
         self.lag_overload = lag_overload
         self.lag_ok = lag_ok
+        self.lag_busy = lag_busy
         self.sustain = sustain
         self.cpu_busy = cpu_busy
+        self.cpu_spare = cpu_spare
         self._cpu_mark = (0.0, 0.0)  # (loop time, process CPU seconds) at the last reading
-        self._busy = False
+        self._cpu = 0.0
         self._behind_since: float | None = None
         self.backlog_overload = backlog_overload
         self.floor = floor
@@ -112,23 +118,27 @@ class LoadShedder:
         now = loop.time()
         # Smoothed: one slow callback (an error being captured) is a spike, not overload.
         self.lag = lag = self.lag + LAG_SMOOTHING * (max(0.0, now - due) - self.lag)
-        busy = self._cpu_busy(now)
+        cpu = self._cpu_share(now)
+        busy = cpu >= self.cpu_busy
         overloaded: bool | None
-        if lag > self.lag_overload or (busy and lag > self.lag_ok):
-            # A burst the loop works off within ``sustain`` seconds is not overload.
+        if lag > self.lag_overload or (busy and lag > self.lag_busy):
+            # A burst the loop works off within ``sustain`` seconds is not overload; once
+            # shedding, falling behind again is (waiting another second would let it pile up).
             if self._behind_since is None:
                 self._behind_since = now
-            overloaded = True if now - self._behind_since >= self.sustain else None
+            sustained = now - self._behind_since >= self.sustain
+            overloaded = True if sustained or self.factor < 1.0 else None
         else:
             self._behind_since = None
-            overloaded = False if lag < self.lag_ok else None  # in between: the factor holds
+            # Growing back only with CPU to spare (under 75% of a core): it holds otherwise.
+            overloaded = False if lag < self.lag_ok and cpu < self.cpu_spare else None
         self._loop_state = (overloaded, time.monotonic())
         self._step()
         if not loop.is_closed():
             loop.call_later(self.interval, self._probe, loop, now + self.interval)
 
-    def _cpu_busy(self, now: float) -> bool:
-        """Whether the process used ~a whole core over the last quarter second or so.
+    def _cpu_share(self, now: float) -> float:
+        """The share of one core the process used over the last quarter second or so.
 
         With few client connections the queue is not in the loop but in the clients (each
         waits for its answer before sending the next request): the loop stays only a little
@@ -137,11 +147,11 @@ class LoadShedder:
         """
         since, cpu_then = self._cpu_mark
         if now - since < 0.25:
-            return self._busy
+            return self._cpu
         cpu = time.process_time()
-        self._busy = (cpu - cpu_then) / (now - since) >= self.cpu_busy
+        self._cpu = (cpu - cpu_then) / (now - since)
         self._cpu_mark = (now, cpu)
-        return self._busy
+        return self._cpu
 
     def report_backlog(self, queued: int, capacity: int) -> None:
         if capacity <= 0:
