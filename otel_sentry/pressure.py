@@ -34,12 +34,13 @@ between it holds. Vendor-neutral: no Sentry here.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 import threading
 import time
 import weakref
 from typing import Any
+
+from otel_sentry.counters import DropCounter
 
 __all__ = ["LoadShedder"]
 
@@ -88,8 +89,7 @@ class LoadShedder:
         self._last_step = 0.0
         self._last_loop: Any = None
         self._watched: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()
-        self._drops = itertools.count()
-        self._drops_reported = 0
+        self._drops = DropCounter()
         self._last_announced = 0.0
         self.lowest = 1.0  # the lowest factor since the last announcement (for the log line)
 
@@ -105,13 +105,10 @@ class LoadShedder:
         loop.call_later(self.interval, self._probe, loop, loop.time() + self.interval)
 
     def count_drop(self) -> None:
-        next(self._drops)  # atomic under the GIL; reported by the export thread
+        self._drops.add()  # reported by the export thread
 
     def drops_since_last_call(self) -> int:
-        now = next(self._drops)  # this call itself advances the count by one
-        dropped = now - self._drops_reported
-        self._drops_reported = now + 1
-        return dropped
+        return self._drops.since_last_call()
 
     # -- signals ------------------------------------------------------------------------------
     def _probe(self, loop: asyncio.AbstractEventLoop, due: float) -> None:

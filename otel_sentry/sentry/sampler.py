@@ -12,7 +12,6 @@ outgoing headers tell downstream services what was decided.
 from __future__ import annotations
 
 import fnmatch
-import itertools
 import logging
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -23,6 +22,7 @@ from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
 from opentelemetry.trace import Link, SpanKind, TraceState, get_current_span
 from opentelemetry.util.types import Attributes
 
+from otel_sentry.counters import DropCounter
 from otel_sentry.pressure import LoadShedder
 from otel_sentry.sentry.dsc import (
     DSC_ATTRIBUTE,
@@ -68,16 +68,11 @@ class SentrySampler(Sampler):
         # rule (the noise rules alone are a dozen, tried on every root span).
         self._rules_pattern = _combined(self.rules)
         self._rule_rates = tuple(r for _, r, _ in self.rules)
-        self._drops = itertools.count()
-        self._drops_reported = 0
+        self._drops = DropCounter()
 
-    # -- dropped roots are counted cheaply (next() on a count is atomic) and reported later ----
     def drops_since_last_call(self) -> int:
         """Roots dropped for their sample rate since the last call (backpressure: the shedder's)."""
-        now = next(self._drops)  # this call itself advances the count by one
-        dropped = now - self._drops_reported
-        self._drops_reported = now + 1
-        return dropped
+        return self._drops.since_last_call()
 
     def should_sample(
         self,
@@ -143,7 +138,7 @@ class SentrySampler(Sampler):
         )
         if not sampled:
             if not shed:
-                next(self._drops)
+                self._drops.add()
             return SamplingResult(Decision.DROP, None, state)
         kept = dict(attributes) if attributes else {}
         kept[SAMPLE_RATE_ATTRIBUTE] = rate
