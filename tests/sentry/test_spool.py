@@ -9,7 +9,9 @@ import sys
 import textwrap
 from pathlib import Path
 
+from sentry_sdk.consts import DEFAULT_OPTIONS
 from sentry_sdk.envelope import Envelope, Item, PayloadRef
+from sentry_sdk.transport import HttpTransport
 
 from otel_sentry.sentry.spool import Breaker, Spool
 
@@ -22,9 +24,7 @@ def _envelope(n: int, size: int = 10) -> Envelope:
 
 def _id(envelope: Envelope | None) -> int:
     assert envelope is not None
-    event = envelope.get_transaction_event()
-    assert event is not None
-    return int(event["event_id"], 16)
+    return int(json.loads(envelope.items[0].get_bytes())["event_id"], 16)
 
 
 class Clock:
@@ -67,6 +67,30 @@ def test_memory_spool_is_fifo_and_drops_oldest_beyond_its_bound() -> None:
     assert dropped == [0, 1]
     assert [_id(spool.take()) for _ in range(3)] == [2, 3, 4]
     assert spool.take() is None and spool.bytes == 0 and len(spool) == 0
+
+
+def test_what_waits_in_memory_is_sent_as_it_was_and_lost_spans_are_still_counted() -> None:
+    lost: list[tuple[str, int]] = []
+    transport = HttpTransport({**DEFAULT_OPTIONS, "dsn": "http://key@127.0.0.1:9/1"})
+    spans = [{"span_id": f"{i:016x}", "op": "db"} for i in range(3)]
+    event = {"event_id": "a" * 32, "type": "transaction", "spans": spans}
+    original = Envelope(
+        headers={"event_id": event["event_id"]},
+        items=[Item(payload=PayloadRef(json=event), type="transaction")],
+    )
+    spool = Spool(max_bytes=1 << 20)
+    spool.put(original)
+    waiting = spool.take()
+    assert waiting is not None
+    assert waiting.serialize() == original.serialize()  # byte for byte what would have gone
+    # Dropped later (over a rate limit, out of room): its spans are still reported.
+    for item in waiting.items:
+        transport.record_lost_event("ratelimit_backoff", item=item)
+    report = transport._fetch_pending_client_report(force=True)
+    assert report is not None
+    for outcome in report.payload.json["discarded_events"]:
+        lost.append((outcome["category"], outcome["quantity"]))
+    assert sorted(lost) == [("span", 4), ("transaction", 1)]  # 3 spans + the transaction
 
 
 def test_disk_spool_keeps_order_and_bound(tmp_path: Path) -> None:
