@@ -18,7 +18,7 @@ import resource
 import time
 from types import TracebackType
 
-__all__ = ["ForeignCpu"]
+__all__ = ["ForeignCpu", "process_seconds"]
 
 _TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
@@ -35,7 +35,8 @@ def _busy_seconds() -> float | None:
     return busy / _TICK
 
 
-def _process_seconds(pid: int | None) -> float:
+def process_seconds(pid: int | None) -> float:
+    """CPU seconds (user + system) process ``pid`` has used so far; 0.0 when it is gone."""
     if pid is None:
         return 0.0
     try:
@@ -65,7 +66,7 @@ class ForeignCpu:
             time.monotonic(),
             _busy_seconds(),
             _own_seconds(),
-            _process_seconds(self.sink_pid),
+            process_seconds(self.sink_pid),
         )
         return self
 
@@ -80,6 +81,6 @@ class ForeignCpu:
         if busy0 is None or busy1 is None:
             return
         wall = time.monotonic() - wall0
-        ours = _own_seconds() - own0 + _process_seconds(self.sink_pid) - sink0
+        ours = _own_seconds() - own0 + process_seconds(self.sink_pid) - sink0
         if wall > 0:
             self.cores = max(0.0, (busy1 - busy0 - ours) / wall)

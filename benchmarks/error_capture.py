@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks.cpu import process_seconds
 from benchmarks.report import replace_section
 from benchmarks.sink import SinkProcess
 from benchmarks.soak import _Client, _start_app
@@ -42,16 +43,10 @@ SETUPS: dict[str, dict[str, str]] = {
 }
 
 
-def _cpu(pid: int) -> float:
-    with open(f"/proc/{pid}/stat", encoding="ascii") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def _batch(client: _Client, pid: int, paths: list[str]) -> tuple[float, list[float]]:
     """CPU seconds of the app over the batch, and each request's latency."""
     latencies = []
-    before = _cpu(pid)
+    before = process_seconds(pid)
     for path in paths:
         started = time.perf_counter()
         status = client.get(path, close=path == "/fail")
@@ -59,7 +54,7 @@ def _batch(client: _Client, pid: int, paths: list[str]) -> tuple[float, list[flo
         if status not in (200, 500):
             raise RuntimeError(f"{path} answered {status}")
     time.sleep(0.3)  # let the sender thread finish this batch's envelopes (its CPU counts)
-    return _cpu(pid) - before, latencies
+    return process_seconds(pid) - before, latencies
 
 
 def measure(sink: SinkProcess, setup: str, n: int) -> dict[str, Any]:
