@@ -13,15 +13,12 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import tempfile
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
-from tests.support.servers import ServerError, free_port
+from tests.support.servers import LocalServer, ServerError, free_port
 
 __all__ = [
     "CONFIGS",
@@ -81,52 +78,44 @@ def collector_env(extra: dict[str, str]) -> dict[str, str]:
     return {**base, **extra}
 
 
-class Collector:
+class Collector(LocalServer):
     """One Collector process on 127.0.0.1 with ``config`` (a file name in collector/)."""
 
-    attempts = 3
+    name = "the Collector"
+    executable = "otelcol"
+    install_hint = "Build it: `make collector` (scripts/collector-build.sh)."
 
     def __init__(self, binary: Path, config: str, env: dict[str, str]) -> None:
+        super().__init__(startup_timeout=20.0)
         self.binary = binary
         self.config = CONFIGS / config
         self.extra_env = env
-        self.otlp_http_port = self.otlp_grpc_port = self.health_port = 0
-        self.prometheus_port = self.telemetry_port = 0
-        self._process: subprocess.Popen[bytes] | None = None
-        self._tmp: tempfile.TemporaryDirectory[str] | None = None
-        self.log_path = Path()
+        self.otlp_grpc_port = self.health_port = self.prometheus_port = self.telemetry_port = 0
 
     @property
     def otlp_http_url(self) -> str:
-        return f"http://127.0.0.1:{self.otlp_http_port}"
+        return f"http://127.0.0.1:{self.port}"
 
     @property
     def prometheus_url(self) -> str:
         return f"http://127.0.0.1:{self.prometheus_port}/metrics"
 
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+    def locate(self) -> str | None:
+        return str(self.binary)
 
-    def start(self) -> Collector:
-        self._tmp = tempfile.TemporaryDirectory(prefix="otelcol-")
-        output = ""
-        for attempt in range(self.attempts):
-            # Picking free ports and then binding them races with other processes: retry.
-            self.otlp_http_port, self.otlp_grpc_port = free_port(), free_port()
-            self.health_port, self.prometheus_port = free_port(), free_port()
-            self.telemetry_port = free_port()
-            self.log_path = Path(self._tmp.name) / f"collector-{attempt}.log"
-            output = self._try_start()
-            if not output:
-                return self
-        self.stop()
-        raise ServerError(f"the Collector ({self.config.name}) did not start:\n{output}")
+    def choose_ports(self) -> None:
+        self.port, self.otlp_grpc_port = free_port(), free_port()  # port: OTLP over HTTP
+        self.health_port, self.prometheus_port = free_port(), free_port()
+        self.telemetry_port = free_port()
 
-    def _env(self) -> dict[str, str]:
+    def command(self, binary: str) -> list[str]:
+        return [binary, "--config", str(self.config)]
+
+    def environment(self) -> dict[str, str]:
         local = "127.0.0.1:{}".format
         return collector_env(
             {
-                "COLLECTOR_OTLP_HTTP_ENDPOINT": local(self.otlp_http_port),
+                "COLLECTOR_OTLP_HTTP_ENDPOINT": local(self.port),
                 "COLLECTOR_OTLP_GRPC_ENDPOINT": local(self.otlp_grpc_port),
                 "COLLECTOR_HEALTH_ENDPOINT": local(self.health_port),
                 "COLLECTOR_PROMETHEUS_ENDPOINT": local(self.prometheus_port),
@@ -136,60 +125,12 @@ class Collector:
             }
         )
 
-    def _try_start(self) -> str:
-        with self.log_path.open("wb") as log:
-            self._process = subprocess.Popen(
-                [str(self.binary), "--config", str(self.config)],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=self._env(),
-            )
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                break
-            if self._healthy():
-                return ""
-            time.sleep(0.1)
-        self._terminate()
-        return self.log()[-6000:] or "(no output)"
-
-    def _healthy(self) -> bool:
+    def is_ready(self) -> bool:
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{self.health_port}/", timeout=1) as r:
                 return int(r.status) == 200
         except (OSError, urllib.error.URLError):
             return False
-
-    def _terminate(self) -> None:
-        if self._process is None:
-            return
-        if self._process.poll() is None:
-            self._process.terminate()
-            try:
-                self._process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
-        self._process = None
-
-    def stop(self) -> None:
-        self._terminate()
-        if self._tmp is not None:
-            self._tmp.cleanup()
-            self._tmp = None
-
-    def __enter__(self) -> Collector:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 def otlp_attributes(values: dict[str, str]) -> list[dict[str, Any]]:

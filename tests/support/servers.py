@@ -59,6 +59,7 @@ class LocalServer:
         self.host = "127.0.0.1"
         self.port = 0
         self.workdir = Path()
+        self.log_path = Path()
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self._process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
@@ -79,6 +80,18 @@ class LocalServer:
         """Whether the server answers a real request; called until true or timed out."""
         raise NotImplementedError
 
+    def choose_ports(self) -> None:
+        """Pick this attempt's free port(s) before ``command()`` is built."""
+        self.port = free_port()
+
+    def environment(self) -> dict[str, str] | None:
+        """The server's environment (None: ours)."""
+        return None
+
+    def log(self) -> str:
+        """What the server printed in its current (or last) attempt."""
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
     def start(self: _Server) -> _Server:
         binary = self.locate()
         if binary is None:
@@ -94,7 +107,7 @@ class LocalServer:
             raise
         output = ""
         for _ in range(self.attempts):
-            self.port = free_port()
+            self.choose_ports()
             output = self._try_start(binary)
             if not output:
                 return self
@@ -106,8 +119,8 @@ class LocalServer:
 
     def _try_start(self, binary: str) -> str:
         """Start once; return "" when ready, else the process output for the error message."""
-        log_path = self.workdir / f"{self.executable}-{self.port}.log"
-        self._log = log_path.open("wb")
+        self.log_path = self.workdir / f"{self.executable}-{self.port}.log"
+        self._log = self.log_path.open("wb")
         self._process = subprocess.Popen(
             self.command(binary),
             cwd=self.workdir,
@@ -115,6 +128,7 @@ class LocalServer:
             stdout=self._log,
             stderr=subprocess.STDOUT,
             user=self.run_as,
+            env=self.environment(),
         )
         deadline = time.monotonic() + self.startup_timeout
         while time.monotonic() < deadline:
@@ -124,7 +138,7 @@ class LocalServer:
                 return ""
             time.sleep(0.05)
         self._terminate()
-        return log_path.read_text(errors="replace")[-4000:] or "(no output)"
+        return self.log()[-4000:] or "(no output)"
 
     def _terminate(self) -> None:
         if self._process is not None:
