@@ -10,6 +10,9 @@ validates events with Relay's normalizer, and lets tests assert on what arrived:
         [error] = inbox.wait_for_items("event")
         assert inbox.problems == []
 
+``Inbox(tls=True)`` serves HTTPS with HTTP/2 and HTTP/1.1, as Sentry's SaaS ingest does, and
+``Fault(close_after=N)`` retires connections as nginx and load balancers do.
+
 Run it standalone with ``python -m otel_sentry.inbox`` (or ``otel-sentry inbox``).
 """
 

@@ -62,6 +62,7 @@ def envelope_to_json(received: ReceivedEnvelope, index: int) -> dict[str, Any]:
         "received_at": received.received_at,
         "project_id": received.project_id,
         "path": received.path,
+        "http_version": received.http_version,
         "request_headers": received.headers,
         "headers": received.envelope.headers,
         "items": [item_to_json(item) for item in received.items],
@@ -72,7 +73,8 @@ def handle(inbox: Inbox, request: Request) -> Reply:
     route = request.path[len(PREFIX) :].rstrip("/")
     method = request.method
     if route == "/health" and method == "GET":
-        return json_reply(200, {"status": "ok", "url": inbox.url, "dsn": inbox.dsn()})
+        health = {"status": "ok", "url": inbox.url, "dsn": inbox.dsn(), "ca_file": inbox.ca_file}
+        return json_reply(200, health)
     if route == "/envelopes" and method == "GET":
         envelopes = inbox.envelopes
         return json_reply(200, [envelope_to_json(e, i) for i, e in enumerate(envelopes)])

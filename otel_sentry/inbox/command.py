@@ -5,6 +5,15 @@ Ctrl-C or SIGTERM::
 
     $ python -m otel_sentry.inbox --port 8969
     SENTRY_DSN=http://0123...@127.0.0.1:8969/1
+
+``--tls`` serves HTTPS (HTTP/2 and HTTP/1.1, as Sentry's ingest) with a CA made for the run, and
+prints where its certificate is, as the variables sentry_sdk and OTLP exporters read::
+
+    $ python -m otel_sentry.inbox --tls
+    SENTRY_DSN=https://0123...@127.0.0.1:8969/1
+    OTEL_EXPORTER_OTLP_ENDPOINT=https://127.0.0.1:8969
+    OTEL_EXPORTER_OTLP_CERTIFICATE=/tmp/otel-sentry-inbox-tls-.../ca.pem
+    SSL_CERT_FILE=/tmp/otel-sentry-inbox-tls-.../ca.pem
 """
 
 from __future__ import annotations
@@ -36,6 +45,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--counts-only", action="store_true", help="keep counters only (for load tests)"
     )
+    parser.add_argument(
+        "--tls",
+        action="store_true",
+        help="serve HTTPS (HTTP/2 and HTTP/1.1) with a CA made for this run; prints its file",
+    )
+    parser.add_argument(
+        "--no-http2", action="store_true", help="with --tls: offer HTTP/1.1 only over ALPN"
+    )
     fault = parser.add_argument_group("fault injection (applies to ingest endpoints)")
     fault.add_argument("--fault-status", type=int, help="answer with this HTTP status")
     fault.add_argument("--fault-rate-limits", help="X-Sentry-Rate-Limits value to send")
@@ -43,6 +60,12 @@ def build_parser() -> argparse.ArgumentParser:
     fault.add_argument("--fault-delay", type=float, default=0.0, help="seconds before answering")
     fault.add_argument("--fault-refuse", action="store_true", help="close without answering")
     fault.add_argument("--fault-count", type=int, help="fault only this many requests")
+    fault.add_argument(
+        "--fault-close-after",
+        type=int,
+        metavar="N",
+        help="close each connection after N answers (HTTP/1.1 Connection: close, HTTP/2 GOAWAY)",
+    )
     return parser
 
 
@@ -53,6 +76,7 @@ def _fault(args: argparse.Namespace) -> Fault | None:
         or args.fault_retry_after is not None
         or args.fault_delay > 0
         or args.fault_refuse
+        or args.fault_close_after is not None
     )
     if not wanted:
         return None
@@ -63,6 +87,7 @@ def _fault(args: argparse.Namespace) -> Fault | None:
         delay=args.fault_delay,
         remaining=args.fault_count,
         refuse=args.fault_refuse,
+        close_after=args.fault_close_after,
     )
 
 
@@ -70,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     """Serve until SIGINT or SIGTERM; returns the process exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.no_http2 and not args.tls:
+        parser.error("--no-http2 applies to --tls only: HTTP/2 is served over TLS alone")
     try:
         fault = _fault(args)
     except ValueError as exc:
@@ -82,6 +109,8 @@ def main(argv: list[str] | None = None) -> int:
         keep_payloads=not args.counts_only,
         echo=None if args.quiet else sys.stdout,
         validate=False if args.no_validate else None,
+        tls=args.tls,
+        http2=not args.no_http2,
     )
     try:
         inbox.start()
@@ -105,6 +134,12 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGTERM, on_signal)
     print(f"SENTRY_DSN={inbox.dsn(args.project_id)}")
     print(f"OTEL_EXPORTER_OTLP_ENDPOINT={inbox.url}")
+    if inbox.ca_file is not None:
+        # The variables sentry_sdk (ca_certs falls back to SSL_CERT_FILE) and OTLP exporters read.
+        print(f"OTEL_EXPORTER_OTLP_CERTIFICATE={inbox.ca_file}")
+        print(f"SSL_CERT_FILE={inbox.ca_file}")
+        protocols = "HTTP/1.1" if args.no_http2 else "HTTP/2 and HTTP/1.1"
+        print(f"# TLS ({protocols}); trust the CA in {inbox.ca_file}, removed on exit")
     print(f"# inbox listening on {inbox.url}; JSON API at {inbox.url}/api/_inbox/stats")
     if args.db:
         print(f"# {len(inbox.envelopes)} envelope(s) restored from {args.db}")

@@ -4,6 +4,12 @@ A fault answers ingest requests (envelopes and OTLP) with a chosen status, rate-
 a delay, or a closed connection, for a number of requests or until cleared::
 
     inbox.set_fault(Fault(status=429, rate_limits="60:transaction:key", remaining=1))
+
+``close_after`` is a fault of the connection rather than of one request: it closes each
+connection after N answers, as nginx (``keepalive_requests``, 1000 by default) and cloud load
+balancers do, which a sender that keeps connections open must survive without losing envelopes::
+
+    inbox.set_fault(Fault(close_after=3))   # HTTP/1.1: Connection: close; HTTP/2: GOAWAY
 """
 
 from __future__ import annotations
@@ -24,7 +30,11 @@ class Fault:
     ``rate_limits``: ``X-Sentry-Rate-Limits`` value, sent whatever the status.
     ``retry_after``: ``Retry-After`` seconds. ``delay``: seconds to wait before answering.
     ``remaining``: how many requests to fault, None until cleared.
-    ``refuse``: close the connection without answering (a network error for the sender).
+    ``refuse``: close the connection without answering (a network error for the sender); over
+    HTTP/2 the request's stream is reset instead, and the connection's other streams carry on.
+    ``close_after``: close each connection once it has answered this many requests (all
+    requests count, ingest or not, from the connection's start); HTTP/1.1 marks the last
+    answer ``Connection: close``, HTTP/2 sends GOAWAY naming the last stream it will answer.
     """
 
     status: int = 200
@@ -33,6 +43,7 @@ class Fault:
     delay: float = 0.0
     remaining: int | None = None
     refuse: bool = False
+    close_after: int | None = None
 
     def __post_init__(self) -> None:
         if not 100 <= self.status <= 599:
@@ -41,6 +52,8 @@ class Fault:
             raise ValueError(f"Fault.delay must be >= 0 seconds, got {self.delay}")
         if self.remaining is not None and self.remaining < 1:
             raise ValueError(f"Fault.remaining must be >= 1 or None, got {self.remaining}")
+        if self.close_after is not None and self.close_after < 1:
+            raise ValueError(f"Fault.close_after must be >= 1 or None, got {self.close_after}")
 
     @property
     def delivers(self) -> bool:
@@ -80,6 +93,11 @@ class FaultSwitch:
     def current(self) -> Fault | None:
         with self._lock:
             return self._fault
+
+    def closes_after(self, answered: int) -> bool:
+        """Whether a connection that has now answered ``answered`` requests must close."""
+        fault = self.current
+        return fault is not None and fault.close_after is not None and answered >= fault.close_after
 
     def take(self) -> Fault | None:
         """The fault to apply to this request, consuming one of its ``remaining`` uses."""

@@ -1,39 +1,24 @@
-"""The HTTP layer: a threading HTTP/1.1 server with keep-alive, routing to the endpoints.
+"""The plain HTTP layer: a threading HTTP/1.1 server with keep-alive, routing to the endpoints.
 
-Everything about sockets lives here: reading bodies (Content-Length or chunked), CORS for
-browser SDKs, closing the connection for a refusing fault, and closing every open keep-alive
-connection when the inbox stops so that no handler thread outlives it.
+Everything about its sockets lives here: reading bodies (Content-Length or chunked), closing the
+connection for a refusing fault or after ``Fault.close_after`` answers, and closing every open
+keep-alive connection when the inbox stops so that no handler thread outlives it. The TLS mode
+(HTTP/2 and HTTP/1.1) is :mod:`.tls_server`; both answer through :class:`.routes.Router`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import re
 import selectors
 import socket
 import threading
-import traceback
-from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Literal
-from urllib.parse import parse_qsl, urlsplit
+from typing import Any
 
-from .ingest import Ingest
+from .routes import MAX_BODY, Router, reply_headers
 from .wire import Reply, Request, json_reply
 
 __all__ = ["InboxHTTPServer", "InboxRequestHandler"]
-
-MAX_BODY = 100 * 1024 * 1024
-_ENVELOPE = re.compile(r"^/api/(\d+)/envelope/?$")
-_SENTRY_OTLP = re.compile(r"^/api/(\d+)/integration/otlp/v1/(traces|logs)/?$")
-_PLAIN_OTLP = re.compile(r"^/v1/(traces|logs)/?$")
-_CORS = {
-    "Access-Control-Allow-Origin": "*",
-    "Access-Control-Allow-Methods": "GET, POST, DELETE, OPTIONS",
-    "Access-Control-Allow-Headers": "*",
-    # Browser SDKs read these to honour rate limits; CORS hides them unless exposed.
-    "Access-Control-Expose-Headers": "X-Sentry-Rate-Limits, Retry-After",
-}
 
 
 class _BodyError(Exception):
@@ -47,20 +32,35 @@ class InboxHTTPServer(ThreadingHTTPServer):
 
     daemon_threads = True
     allow_reuse_address = True
+    # socketserver's default backlog of 5 drops connects when a client's pool opens dozens at
+    # once (the kernel discards the SYNs; each costs the client a retry a second later).
+    request_queue_size = 1024
 
-    def __init__(
-        self,
-        address: tuple[str, int],
-        ingest: Ingest,
-        api: Callable[[Request], Reply],
-    ) -> None:
-        self.ingest = ingest
-        self.api = api
+    def __init__(self, address: tuple[str, int], router: Router) -> None:
+        self.router = router
+        self._thread: threading.Thread | None = None
         self._connections: dict[threading.Thread, socket.socket] = {}
         self._connections_lock = threading.Lock()
         self._wake_reader, self._wake_writer = socket.socketpair()
         self._stopping = threading.Event()
         super().__init__(address, InboxRequestHandler)
+
+    @property
+    def port(self) -> int:
+        return int(self.server_address[1])
+
+    def start(self) -> None:
+        """Serve on a thread of its own until :meth:`close`."""
+        self._thread = threading.Thread(target=self.serve, name=f"inbox-{self.port}", daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        """Stop accepting, close the listening socket and every open connection."""
+        self.stop_serving()
+        if self._thread is not None:
+            self._thread.join()
+        self.server_close()
+        self.close_connections()
 
     def serve(self) -> None:
         """Accept connections until :meth:`stop_serving`, which wakes this loop at once.
@@ -119,32 +119,6 @@ class InboxHTTPServer(ThreadingHTTPServer):
         for thread, _ in open_connections:
             thread.join(timeout)
 
-    def route(self, request: Request) -> Reply:
-        path = request.path
-        if path.startswith("/api/_inbox"):
-            return self.api(request)
-        if request.method != "POST":
-            return json_reply(404, {"detail": f"no route for {request.method} {path}"})
-        if match := _ENVELOPE.match(path):
-            return self.ingest.envelope(request, int(match.group(1)))
-        if path.rstrip("/") == "/stream":
-            return self.ingest.envelope(request, None, spotlight=True)
-        if match := _SENTRY_OTLP.match(path):
-            return self.ingest.otlp(request, _signal(match[2]), int(match[1]), authenticate=True)
-        if match := _PLAIN_OTLP.match(path):
-            return self.ingest.otlp(request, _signal(match[1]), None, authenticate=False)
-        return json_reply(
-            404,
-            {
-                "detail": f"no route for POST {path}; ingest at /api/<project_id>/envelope/, "
-                "/stream, /api/<project_id>/integration/otlp/v1/traces or /v1/traces"
-            },
-        )
-
-
-def _signal(name: str) -> Literal["traces", "logs"]:
-    return "traces" if name == "traces" else "logs"
-
 
 class InboxRequestHandler(BaseHTTPRequestHandler):
     """One connection: requests are read whole, routed, and answered with a Content-Length."""
@@ -158,6 +132,8 @@ class InboxRequestHandler(BaseHTTPRequestHandler):
     # Idle keep-alive connections are dropped after this long; senders reconnect transparently.
     timeout = 60
     server: InboxHTTPServer
+    # Requests answered on this connection, for Fault.close_after.
+    answered = 0
 
     def do_GET(self) -> None:
         self._handle("GET")
@@ -172,32 +148,20 @@ class InboxRequestHandler(BaseHTTPRequestHandler):
         self._handle("DELETE")
 
     def do_OPTIONS(self) -> None:
-        self._send(Reply(status=204, content_type=""))
+        self._handle("OPTIONS")
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # the live view, not an access log, is what people read
 
     def _handle(self, method: str) -> None:
-        url = urlsplit(self.path)
         try:
             body = self._read_body()
         except _BodyError as exc:
             self.close_connection = True
             self._send(json_reply(exc.status, {"detail": str(exc)}))
             return
-        request = Request(
-            method=method,
-            path=url.path,
-            query=dict(parse_qsl(url.query)),
-            headers={name.lower(): value for name, value in self.headers.items()},
-            body=body,
-        )
-        try:
-            reply = self.server.route(request)
-        except Exception as exc:
-            # A bug in the inbox must not look like a network error to the sender under test.
-            traceback.print_exc()
-            reply = json_reply(500, {"detail": f"inbox internal error: {exc!r}"})
+        request = Request.build(method, self.path, self.headers.items(), body, self.request_version)
+        reply = self.server.router.answer(request)
         if reply.refuse:
             self.close_connection = True
             with contextlib.suppress(OSError):
@@ -241,11 +205,11 @@ class InboxRequestHandler(BaseHTTPRequestHandler):
             self.rfile.readline(1024)
 
     def _send(self, reply: Reply) -> None:
+        self.answered += 1
+        if self.server.router.ingest.faults.closes_after(self.answered):
+            self.close_connection = True
         self.send_response(reply.status)
-        if reply.content_type:
-            self.send_header("Content-Type", reply.content_type)
-        self.send_header("Content-Length", str(len(reply.body)))
-        for name, value in {**_CORS, **reply.headers}.items():
+        for name, value in reply_headers(reply):
             self.send_header(name, value)
         if self.close_connection:
             self.send_header("Connection", "close")

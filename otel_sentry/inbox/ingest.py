@@ -77,6 +77,7 @@ class Ingest:
             project_id=project_id,
             path=request.path,
             headers=dict(request.headers),
+            http_version=request.http_version,
         )
         self.accept(received, raw=data)
         return json_reply(200, {"id": envelope.event_id}, _fault_headers(fault))

@@ -8,15 +8,21 @@ what arrived::
         client = sentry_sdk.Client(dsn=inbox.dsn())
         ...
         [event] = [i.json for i in inbox.wait_for_items("event")]
+
+``Inbox(tls=True)`` serves HTTPS as Sentry's SaaS ingest does: HTTP/2 to clients that pick ``h2``
+over ALPN, HTTP/1.1 to the others, with a certificate signed by a CA made for this run::
+
+    with Inbox(tls=True) as inbox:
+        client = sentry_sdk.Client(dsn=inbox.dsn(), ca_certs=inbox.ca_file)
 """
 
 from __future__ import annotations
 
-import threading
+import ssl
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
 
 from . import api
 from .envelope import EnvelopeError, parse_envelope
@@ -24,7 +30,9 @@ from .faults import Fault, FaultSwitch
 from .handler import InboxHTTPServer
 from .ingest import Ingest
 from .persist import Archive
+from .routes import Router
 from .store import Counts, ReceivedEnvelope, ReceivedItem, Store
+from .tls import Certificates
 from .validate import Validator
 from .view import Echo
 from .wire import Reply, Request
@@ -34,6 +42,17 @@ __all__ = ["DEFAULT_PUBLIC_KEY", "Inbox"]
 DEFAULT_PUBLIC_KEY = "0123456789abcdef0123456789abcdef"
 
 
+class _Server(Protocol):
+    """What the inbox needs of its plain or TLS server."""
+
+    @property
+    def port(self) -> int: ...
+
+    def start(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
 class Inbox:
     """A Sentry ingest on ``host:port`` (port 0 picks a free one) that records what it receives.
 
@@ -41,6 +60,11 @@ class Inbox:
     keeps counters only; ``echo`` is a stream that gets the live view of every arrival;
     ``validate`` (default: on when payloads are kept) runs Relay's normalizer on every event and
     transaction and records what it objects to in :attr:`problems`.
+
+    ``tls=True`` serves HTTPS with a certificate for 127.0.0.1 and localhost signed by a CA made
+    at start (its PEM at :attr:`ca_file`, removed on stop); ALPN offers HTTP/2 and HTTP/1.1, or
+    HTTP/1.1 only with ``http2=False``. ``h2_max_streams`` is the concurrent streams an HTTP/2
+    connection may carry (SETTINGS_MAX_CONCURRENT_STREAMS; 100, as Sentry's ingest).
     """
 
     def __init__(
@@ -53,7 +77,12 @@ class Inbox:
         keep_payloads: bool = True,
         echo: TextIO | None = None,
         validate: bool | None = None,
+        tls: bool = False,
+        http2: bool = True,
+        h2_max_streams: int = 100,
     ) -> None:
+        if h2_max_streams < 1:
+            raise ValueError(f"Inbox(h2_max_streams=...) must be >= 1, got {h2_max_streams}")
         self.host = host
         self.requested_port = port
         self.public_key = public_key
@@ -64,8 +93,11 @@ class Inbox:
         self._echo = Echo(echo) if echo is not None else None
         check = keep_payloads if validate is None else validate
         self._validator = Validator() if check else None
-        self._server: InboxHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self.tls = tls
+        self.http2 = http2
+        self.h2_max_streams = h2_max_streams
+        self._server: _Server | None = None
+        self._certificates: Certificates | None = None
         self._archive: Archive | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -86,32 +118,48 @@ class Inbox:
             archive=archive,
             echo=self._echo,
         )
+        router = Router(ingest, self._api)
         try:
-            self._server = InboxHTTPServer((self.host, self.requested_port), ingest, self._api)
-        except OSError:
+            server = self._tls_server(router) if self.tls else self._plain_server(router)
+            server.start()
+        except BaseException:
             if archive is not None:
                 archive.close()
+            self._remove_certificates()
             raise
         self._archive = archive
-        self._thread = threading.Thread(
-            target=self._server.serve,
-            name=f"inbox-{self.port}",
-            daemon=True,
-        )
-        self._thread.start()
+        self._server = server
         return self
 
+    def _plain_server(self, router: Router) -> _Server:
+        return InboxHTTPServer((self.host, self.requested_port), router)
+
+    def _tls_server(self, router: Router) -> _Server:
+        # Imported here: the plain inbox needs neither h2 nor h11 (and Certificates, trustme).
+        from .tls_server import TLSServer
+
+        hosts = ["127.0.0.1", "localhost"]
+        if self.host not in ("0.0.0.0", "", "::"):
+            hosts.append(self.host)
+        self._certificates = Certificates(hosts)
+        context = self._certificates.server_context(http2=self.http2)
+        return TLSServer(
+            (self.host, self.requested_port), router, context, max_streams=self.h2_max_streams
+        )
+
     def stop(self) -> None:
-        server, thread, archive = self._server, self._thread, self._archive
-        self._server = self._thread = self._archive = None
+        server, archive = self._server, self._archive
+        self._server = self._archive = None
         if server is not None:
-            server.stop_serving()
-            if thread is not None:
-                thread.join()
-            server.server_close()
-            server.close_connections()
+            server.close()
         if archive is not None:
             archive.close()
+        self._remove_certificates()
+
+    def _remove_certificates(self) -> None:
+        certificates, self._certificates = self._certificates, None
+        if certificates is not None:
+            certificates.remove()
 
     def __enter__(self) -> Inbox:
         return self.start()
@@ -151,15 +199,33 @@ class Inbox:
     def port(self) -> int:
         if self._server is None:
             raise RuntimeError("the inbox is not started: call inbox.start() or use `with Inbox()`")
-        return int(self._server.server_address[1])
+        return self._server.port
 
     @property
     def url(self) -> str:
         host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
-        return f"http://{host}:{self.port}"
+        scheme = "https" if self.tls else "http"
+        return f"{scheme}://{host}:{self.port}"
 
     def dsn(self, project_id: int = 1) -> str:
-        return self.url.replace("http://", f"http://{self.public_key}@", 1) + f"/{project_id}"
+        return self.url.replace("://", f"://{self.public_key}@", 1) + f"/{project_id}"
+
+    @property
+    def ca_file(self) -> str | None:
+        """The PEM of the CA that signed this TLS inbox's certificate; None without TLS.
+
+        It exists while the inbox runs (a new CA each start) in a private temporary directory.
+        """
+        return self._certificates.ca_file if self._certificates is not None else None
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """A client context that trusts this TLS inbox (and nothing else)."""
+        if self._certificates is None:
+            raise RuntimeError(
+                "inbox.ssl_context() needs a running Inbox(tls=True): "
+                f"this one is {'running without TLS' if self.running else 'not started'}"
+            )
+        return self._certificates.client_context()
 
     # -- what arrived --------------------------------------------------------------------------
 

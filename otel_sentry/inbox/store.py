@@ -40,13 +40,18 @@ _MAX_REJECTIONS = 50
 
 @dataclass(frozen=True)
 class ReceivedEnvelope:
-    """An accepted envelope and how it arrived (request headers are lowercased)."""
+    """An accepted envelope and how it arrived (request headers are lowercased).
+
+    ``http_version`` is ``"HTTP/2"``, ``"HTTP/1.1"`` or ``"HTTP/1.0"``; None when reloaded from
+    an archive, which does not keep it.
+    """
 
     envelope: Envelope
     received_at: float
     project_id: int | None
     path: str
     headers: dict[str, str] = field(default_factory=dict)
+    http_version: str | None = None
 
     @property
     def event_id(self) -> str | None:

@@ -7,8 +7,10 @@ handling in one place (the handler) and every endpoint testable without one.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 __all__ = ["Reply", "Request", "json_reply"]
 
@@ -22,6 +24,27 @@ class Request:
     query: dict[str, str]
     headers: dict[str, str]
     body: bytes
+    http_version: str = "HTTP/1.1"
+
+    @classmethod
+    def build(
+        cls,
+        method: str,
+        target: str,
+        headers: Iterable[tuple[str, str]],
+        body: bytes,
+        http_version: str = "HTTP/1.1",
+    ) -> Request:
+        """A request from its method, request target (path and query) and header pairs."""
+        url = urlsplit(target)
+        return cls(
+            method=method,
+            path=url.path,
+            query=dict(parse_qsl(url.query)),
+            headers={name.lower(): value for name, value in headers},
+            body=body,
+            http_version=http_version,
+        )
 
 
 @dataclass(frozen=True)

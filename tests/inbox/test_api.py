@@ -33,7 +33,7 @@ def test_envelopes_items_stats_and_clear(inbox: Inbox, http: httpx.Client) -> No
     )
 
     health = http.get(f"{api}/health").json()
-    assert health == {"status": "ok", "url": inbox.url, "dsn": inbox.dsn()}
+    assert health == {"status": "ok", "url": inbox.url, "dsn": inbox.dsn(), "ca_file": None}
 
     [envelope] = http.get(f"{api}/envelopes").json()
     assert envelope["project_id"] == 5

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import ssl
 import subprocess
 import sys
 from pathlib import Path
@@ -58,6 +59,30 @@ def test_runs_prints_dsn_and_stops_on_sigterm(tmp_path: Path) -> None:
     assert process.returncode == 0
     assert "ERROR  KeyError: 'sku'" in out  # the live view
     assert "# inbox stopped: 1 envelope(s) with eventx1; faulted 1" in out
+
+
+def test_tls_prints_the_ca_and_serves_http2(tmp_path: Path) -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "otel_sentry.inbox", "--port", "0", "--tls", "--quiet"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        lines = dict(process.stdout.readline().strip().split("=", 1) for _ in range(4))
+        assert lines["SENTRY_DSN"].startswith("https://")
+        ca_file = lines["SSL_CERT_FILE"]
+        assert lines["OTEL_EXPORTER_OTLP_CERTIFICATE"] == ca_file
+        url = lines["OTEL_EXPORTER_OTLP_ENDPOINT"]
+        with httpx.Client(http2=True, verify=ssl.create_default_context(cafile=ca_file)) as client:
+            health = client.get(f"{url}/api/_inbox/health")
+        assert health.http_version == "HTTP/2"
+        assert health.json()["ca_file"] == ca_file
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=10)
+    assert process.returncode == 0
+    assert not Path(ca_file).exists()  # removed on exit
 
 
 def test_parser_defaults() -> None:

@@ -148,6 +148,7 @@ def test_delay_and_refuse(
         ({"status": 42}, "Fault.status must be an HTTP status"),
         ({"delay": -1}, "Fault.delay must be >= 0"),
         ({"remaining": 0}, "Fault.remaining must be >= 1"),
+        ({"close_after": 0}, "Fault.close_after must be >= 1"),
         ({"stauts": 429}, "unknown fault field(s) ['stauts']"),
     ],
 )
