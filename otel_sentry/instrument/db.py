@@ -342,3 +342,7 @@ def uninstrument_databases() -> None:
             instrumentor.uninstrument()
         except Exception:  # e.g. SQLAlchemy's, for an async engine already disposed
             _log.warning("otel-sentry: uninstrumenting %s failed", name, exc_info=True)
+            # SQLAlchemy's unwraps create_engine first and then fails removing the listeners of
+            # an engine that is gone, leaving itself marked as instrumented: the next init()
+            # would skip it and no engine created after that would be traced.
+            instrumentor._is_instrumented_by_opentelemetry = False
