@@ -81,6 +81,9 @@ _SECRET_SUBSTRINGS = (
 _SECRET_WORDS = ("pwd", "dsn", "ssn", "auth", "pin", "otp", "sid")
 # Keys that contain a secret word but hold counts or names: LLM token usage, tokenizers,
 # GenAI time to first token.
+# Identifiers Sentry links by: never secrets, and always hex, where one in ~50,000 span ids is
+# all decimal digits that pass the card rule (a filtered id breaks the trace: Relay rejects it).
+_IDS = frozenset({"traceid", "spanid", "parentspanid", "eventid", "segmentid", "profilerid"})
 _NOT_SECRET = re.compile(r"token(?:s|count|izer|type|usage|limit)|tofirsttoken")
 # Personal data that only goes with send_default_pii.
 _PII_SUBSTRINGS = (
@@ -200,7 +203,7 @@ class Scrubber:
         self._substrings = _SECRET_SUBSTRINGS + extra
         self._pii_substrings = () if send_default_pii else _PII_SUBSTRINGS
         self._pii_words = () if send_default_pii else _PII_WORDS
-        self._allow = frozenset(_normalize(k) for k in allow_keys)
+        self._allow = frozenset(_normalize(k) for k in allow_keys) | _IDS
         self._patterns = tuple(p if isinstance(p, re.Pattern) else re.compile(p) for p in patterns)
         substrings = "|".join(_flexible(t) for t in (*self._substrings, *self._pii_substrings))
         words = "|".join(re.escape(w) for w in (*_SECRET_WORDS, *self._pii_words))

@@ -249,3 +249,19 @@ def test_property_no_secret_survives_and_neighbours_are_unchanged(
     assert out == expected
     dumped = json.dumps(out)
     assert not [secret for secret in planted if secret in dumped]
+
+
+def test_ids_that_look_like_card_numbers_are_kept() -> None:
+    # One span id in ~50,000 is 16 decimal digits that pass the card rule; filtered, the
+    # transaction's trace breaks and Relay rejects it. The same digits elsewhere are filtered.
+    card_like = "4111111111111111"
+    event = {
+        "event_id": "5" + "0" * 12 + "4" * 19,
+        "contexts": {"trace": {"trace_id": "a" * 32, "span_id": card_like}},
+        "spans": [{"span_id": card_like, "parent_span_id": card_like, "data": {"n": card_like}}],
+    }
+    scrubbed = scrub_event(S, event)
+    assert scrubbed["contexts"]["trace"]["span_id"] == card_like
+    assert scrubbed["spans"][0]["span_id"] == card_like
+    assert scrubbed["spans"][0]["parent_span_id"] == card_like
+    assert scrubbed["spans"][0]["data"]["n"] == FILTERED
