@@ -320,6 +320,14 @@ OPTIONS: tuple[Option, ...] = (
         "and counted.",
     ),
     Option(
+        "spool_at_exit",
+        ("OTEL_SENTRY_SPOOL_AT_EXIT",),
+        parse_bool,
+        True,
+        "At exit, write envelopes not yet delivered under ~/.cache/otel-sentry/spool (or "
+        "spool_dir) for the next start; false: count them in a client report instead.",
+    ),
+    Option(
         "load_shedding",
         ("OTEL_SENTRY_LOAD_SHEDDING",),
         parse_bool,
@@ -387,6 +395,7 @@ class Settings:
     enable_logs: bool = False
     spool_dir: str | None = None
     spool_max_mb: float = 16.0
+    spool_at_exit: bool = True
     load_shedding: bool = True
     gc_freeze: bool = True
     cache_prefixes: tuple[str, ...] = ()

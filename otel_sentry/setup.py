@@ -24,6 +24,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -55,7 +56,7 @@ from otel_sentry.pressure import LoadShedder
 from otel_sentry.roots import LocalRootTracker
 from otel_sentry.scrub import scrub_text
 from otel_sentry.scrub_spans import ScrubbingSpanExporter
-from otel_sentry.sentry import asgi, capture, dedupe, jobs
+from otel_sentry.sentry import asgi, capture, dedupe, exit_spool, jobs
 from otel_sentry.sentry.events import link_events, unlink_events
 from otel_sentry.sentry.exporter import TransactionExporter
 from otel_sentry.sentry.gen_ai import GenAiBreadcrumbs
@@ -384,7 +385,7 @@ def _init_sentry(settings: Settings) -> bool:
         kwargs["enable_logs"] = True
     if transport is None:
         kwargs["transport"] = EnvelopeTransport
-        # Our transport adds the source lines on its sender thread (sentry/capture.py).
+        # Our transport adds the source lines off the request thread (sentry/capture.py).
         kwargs["include_source_context"] = False
     for name in ("integrations", "transport"):
         value = settings.option(name)
@@ -426,6 +427,7 @@ def _init_sentry(settings: Settings) -> bool:
         client.integrations.pop(integration.identifier, None)
     if isinstance(client.transport, EnvelopeTransport):
         _use_spool(client.transport, settings)
+        client.transport.keep_at_exit(_exit_dir(settings))
         client.transport.source_context = kwargs.get("include_source_context") is False
     capture.speed_up_queryset_repr()
     capture.warm_installed_modules()
@@ -468,6 +470,25 @@ def _use_spool(transport: EnvelopeTransport, settings: Settings) -> None:
     except OSError as exc:  # checked at startup; a disk that fails since keeps us in memory
         _log.warning("otel-sentry: spool_dir unusable (%s); keeping envelopes in memory", exc)
         transport.use_spool(None, max_bytes)
+
+
+def _exit_dir(settings: Settings) -> Path | None:
+    """Where what is left at exit is written for the next start (sentry/exit_spool.py)."""
+    if not settings.spool_at_exit or settings.dsn is None:
+        return None
+    if settings.spool_dir is not None:
+        return Path(settings.spool_dir)  # the disk spool keeps it already
+    directory = exit_spool.default_directory(settings.dsn)
+    problem = exit_spool.usable(directory)
+    if problem is not None:
+        _log.warning(
+            "otel-sentry: cannot keep undelivered envelopes at exit (%s); they will be counted "
+            "and reported instead. Set spool_dir (OTEL_SENTRY_SPOOL_DIR) to a writable "
+            "directory, or OTEL_SENTRY_SPOOL_AT_EXIT=false to silence this.",
+            problem,
+        )
+        return None
+    return directory
 
 
 def _tuned_integrations(given: list[Any]) -> list[Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import sentry_sdk
@@ -10,6 +11,21 @@ import sentry_sdk
 import otel_sentry
 from otel_sentry.inbox import Inbox
 from tests.support.servers import PostgresServer, RedisServer
+
+
+@pytest.fixture(autouse=True)
+def exit_spool_home(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    """A cache directory of each test's own, inherited by the processes it starts.
+
+    What a process could not deliver is written there at exit and sent by the next start with
+    the same DSN (sentry/exit_spool.py); shared, one test's leftovers would reach another's
+    inbox on a reused port, and the suite would write into the user's own ~/.cache.
+    """
+    home = tmp_path_factory.mktemp("cache")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(home))
+    return home
 
 
 @pytest.fixture
@@ -39,6 +55,8 @@ def _clear_breadcrumbs() -> None:
         sentry_sdk.get_current_scope(),
     ):
         scope.clear_breadcrumbs()
+        # A trace an earlier test continued (its DSC frozen under that test's DSN) is not ours.
+        scope.set_new_propagation_context()
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ its steps cost far more there than they need to (benchmarks/soak.py; profile in 
   ``get_source()``, which reads and decodes the whole file again, for every frame of every
   error (no cache): a quarter of the capture's CPU under FastAPI's middleware stack, and file
   I/O on the request path. Here the client is set up with ``include_source_context=False`` and
-  our transport adds the same lines on its sender thread just before the envelope is serialized
+  our transport adds the same lines off the request thread just before the envelope is serialized
   (:func:`add_source_context`), through :mod:`linecache` (read once per file and kept, as the
   traceback module does). They go through the scrubber's text pass: a hard-coded
   ``password = "..."`` in a line of code is a secret like any other. A user's ``before_send``

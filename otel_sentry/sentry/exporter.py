@@ -38,8 +38,8 @@ from otel_sentry.sentry.noise import NoiseFilter
 from otel_sentry.sentry.privacy import scrub_event
 from otel_sentry.sentry.sampler import SentrySampler
 from otel_sentry.sentry.segments import Segment, SegmentBuffer
-from otel_sentry.sentry.senders import SenderPool
 from otel_sentry.sentry.transactions import TransactionDefaults, build_transaction
+from otel_sentry.sentry.transport import EnvelopeTransport
 
 __all__ = ["TransactionExporter", "transaction_envelope"]
 
@@ -81,7 +81,6 @@ class TransactionExporter(SpanProcessor):
         batch_size: int = 256,
         schedule_delay: float = 0.5,
         buffer: SegmentBuffer | None = None,
-        senders: int = 4,
     ) -> None:
         self.defaults = defaults
         self.sampler = sampler
@@ -95,7 +94,6 @@ class TransactionExporter(SpanProcessor):
         self._queue: collections.deque[ReadableSpan] = collections.deque()
         self._overflow = 0
         self._shutdown = False
-        self._senders = SenderPool(transport, threads=senders)
         self._start_worker()
         if hasattr(os, "register_at_fork"):
             ref = weakref.WeakMethod(self._after_fork)
@@ -130,7 +128,6 @@ class TransactionExporter(SpanProcessor):
         self._buffer = SegmentBuffer(
             self._buffer.max_children, self._buffer.max_pending, self._buffer.max_wait
         )
-        self._senders.after_fork()
         self._start_worker()
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
@@ -145,10 +142,15 @@ class TransactionExporter(SpanProcessor):
                 lambda: self._flush_done >= ticket, timeout=timeout_millis / 1000
             ):
                 return False
-        return self._senders.wait_idle(max(0.0, deadline - time.monotonic()))
+        transport = self._transport()
+        if isinstance(transport, EnvelopeTransport):
+            return transport.wait_idle(max(0.0, deadline - time.monotonic()))
+        return True
 
     # How long shutdown() may take in all; setup.shutdown() lowers it to what its budget has left.
     shutdown_timeout = 10.0
+    # Beyond it, seconds the worker may go on building the transactions still queued.
+    build_grace = 5.0
 
     def shutdown(self) -> None:
         if self._shutdown:
@@ -157,9 +159,23 @@ class TransactionExporter(SpanProcessor):
         self.force_flush(int(self.shutdown_timeout * 1000))
         self._shutdown = True
         self._wake.set()
-        self._thread.join(timeout=max(0.0, deadline - time.monotonic()))
-        # Senders stuck on a hanging Sentry are daemon threads: left behind, never waited for.
-        self._senders.close(timeout=max(0.0, deadline - time.monotonic()))
+        # Past the budget the worker only builds what is left (sending never blocks: the
+        # transport keeps what it cannot send for the next start), so it gets a little more.
+        self._thread.join(timeout=max(0.0, deadline - time.monotonic()) + self.build_grace)
+        if self._thread.is_alive():
+            self._count_unbuilt()
+
+    def _count_unbuilt(self) -> None:
+        """The worker is still building at exit: what it will not finish is counted, not lost."""
+        transport = self._transport()
+        queue, self._queue = self._queue, collections.deque()
+        roots = sum(1 for span in queue if span.parent is None or span.parent.is_remote)
+        if transport is not None and queue:
+            transport.record_lost_event("queue_overflow", "transaction", quantity=roots)
+            transport.record_lost_event("queue_overflow", "span", quantity=len(queue))
+        _log.warning(
+            "otel-sentry: exiting with %d spans not yet exported; counted as lost", len(queue)
+        )
 
     # -- worker thread ------------------------------------------------------------------------
     def _run(self) -> None:
@@ -229,8 +245,12 @@ class TransactionExporter(SpanProcessor):
         envelope = transaction_envelope(
             segment, self.defaults, transport, self._before_send, self._noise
         )
-        if envelope is not None:
-            self._senders.submit(envelope)
+        if envelope is None:
+            return
+        if isinstance(transport, EnvelopeTransport):
+            transport.send(envelope)  # never blocks: sent from the transport's I/O thread
+        else:
+            transport.capture_envelope(envelope)  # someone else's transport: its own queue
 
 
 def transaction_envelope(

@@ -85,7 +85,7 @@ class SentrySpanExporter(SpanExporter):
             if envelope is None:
                 continue
             if isinstance(transport, EnvelopeTransport):
-                transport.send_now(envelope)
+                transport.send(envelope)
             else:
                 transport.capture_envelope(envelope)
         return SpanExportResult.SUCCESS
@@ -107,6 +107,10 @@ class SentrySpanExporter(SpanExporter):
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         client = self._client
-        if client is not None:
-            client.flush(timeout=timeout_millis / 1000)
+        if client is None:
+            return True
+        client.flush(timeout=timeout_millis / 1000)
+        transport = client.transport
+        if isinstance(transport, EnvelopeTransport):
+            return transport.drain(timeout_millis / 1000)
         return True

@@ -44,7 +44,7 @@ from typing import Any
 
 from sentry_sdk.envelope import Envelope, Item, PayloadRef
 
-__all__ = ["Breaker", "Spool", "Ticket"]
+__all__ = ["Breaker", "Spool", "Ticket", "slim"]
 
 _log = logging.getLogger("otel_sentry")
 
@@ -91,7 +91,12 @@ class Breaker:
                 self._probing = False
 
     def failure(self) -> None:
+        """A send failed. Only the first failure and a failed probe lengthen the backoff: with
+        many requests in flight, those sent before the breaker opened fail together, and they
+        are one outage, not a hundred."""
         with self._lock:
+            if self._failures and not self._probing:
+                return
             self._failures += 1
             self._probing = False
             delay = min(self._cap, self._base * 2 ** min(self._failures - 1, 16))
@@ -129,7 +134,8 @@ class _Waiting(Item):
         return {"spans": range(self._spans)} if self.type == "transaction" else None
 
 
-def _slim(envelope: Envelope) -> Envelope:
+def slim(envelope: Envelope) -> Envelope:
+    """``envelope`` with its items as bytes only (what waits is sent as it is, never re-read)."""
     items = [
         item if isinstance(item, _Waiting) or item.payload.json is None else _Waiting(item)
         for item in envelope.items
@@ -214,7 +220,7 @@ class Spool:
             for envelope in evicted:
                 self._drop(envelope)
             return
-        envelope = _slim(ticket.envelope)
+        envelope = slim(ticket.envelope)
         size = _size(envelope)
         with self._lock:
             self._memory.append((size, envelope))

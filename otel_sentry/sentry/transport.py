@@ -1,40 +1,44 @@
-"""sentry_sdk's HTTP transport, with a send path that keeps up with one envelope per request.
+"""sentry_sdk's HTTP transport, with a send path that keeps up with a distant, failing Sentry.
 
-Sentry takes one transaction per envelope, so a service at 1000 requests/s posts 1000 envelopes/s.
-sentry_sdk's transport queues each envelope for one worker thread (100 deep by default) and
-sends it through urllib3; under load most transactions are lost to ``queue_overflow``. We keep
-everything that transport does well (rate limits per category, client reports, 413 and 429
-handling, compression, proxies) and change two things, measured in BENCHMARKS.md:
+Sentry takes one transaction per envelope, so a service at 1000 requests/s posts 1000 envelopes/s
+to an ingest 20-150 ms away. sentry_sdk's transport sends them one at a time from one worker
+thread behind a 100-deep queue and reports the rest as ``queue_overflow``. We keep everything
+that transport does well (rate limits per category, client reports, 413 and 429 handling,
+compression) and change how envelopes travel, measured in BENCHMARKS.md ("distant ingest"):
 
-- :meth:`EnvelopeTransport.send_now` sends synchronously on the caller's thread. Our export
-  thread calls it, so the only queue between a finished span and Sentry is the exporter's own,
-  bounded and counted; no second queue to overflow.
-- Without a proxy or client certificate, requests go over one keep-alive HTTP/1.1 connection
-  per thread, written directly on a socket instead of urllib3 over http.client.
+- :meth:`EnvelopeTransport.send` prepares an envelope on the caller's thread (rate limits,
+  compression) and hands it to a :class:`~otel_sentry.sentry.wire.Wire`: one I/O thread with up
+  to ``max_in_flight`` envelopes out at once, as HTTP/2 streams when the ingest offers h2 (as
+  Sentry's SaaS ingest does) or over a pool of kept-alive HTTP/1.1 connections. Answers are
+  handled on that thread. Proxies and custom socket options keep sentry_sdk's urllib3 pool, from
+  a few threads (:class:`~otel_sentry.sentry.wire.threaded.ThreadedWire`).
 - Small envelopes are compressed with brotli quality 1 (or gzip level 1) unless the user chose
   a level: at ~1 KiB the size is within 15% of quality 4, at a third of the CPU.
-- A send that fails in a way worth retrying (no connection, a 5xx, 408) is not dropped: the
-  envelope waits in a bounded :class:`~otel_sentry.sentry.spool.Spool` (memory, or disk with
-  ``spool_dir``) and a :class:`~otel_sentry.sentry.spool.Breaker` holds further sends back until
-  a probe gets through; then replay threads send what waited, with a fresh ``sent_at`` (Relay
-  corrects timestamps by the gap between ``sent_at`` and arrival, so a stale one would move
-  every replayed event). sentry_sdk records such envelopes as ``network_error`` at once; we do
-  only for what the spool has to let go.
+- A send that fails in a way worth retrying (no connection, a 5xx, 408, no answer in time) is
+  not dropped: the envelope waits in a bounded :class:`~otel_sentry.sentry.spool.Spool` (memory,
+  or disk with ``spool_dir``) and a :class:`~otel_sentry.sentry.spool.Breaker` holds further sends
+  back until a probe gets through; then a replay thread sends what waited, with a fresh
+  ``sent_at`` (Relay corrects timestamps by the gap between ``sent_at`` and arrival). So does
+  what arrives faster than the wire takes it.
+- Nothing is lost silently. Every envelope ends delivered, counted in a client report (refused
+  for good, or pushed out of a full spool), or on disk: at exit, what is still waiting is written
+  to the exit spool (:mod:`otel_sentry.sentry.exit_spool`) for the next start to deliver, and
+  only when that is off or fails is it counted, and the count sent in the same shutdown.
 
     sentry_sdk.init(dsn=..., transport=EnvelopeTransport)
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-import socket
 import ssl
 import threading
 import time
 import weakref
 from collections.abc import Mapping
 from datetime import datetime, timezone
+from functools import partial
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -44,142 +48,19 @@ from sentry_sdk.envelope import Envelope
 from sentry_sdk.transport import HttpTransport
 from sentry_sdk.utils import capture_internal_exceptions
 
+from otel_sentry.sentry import exit_spool
 from otel_sentry.sentry.capture import add_source_context
-from otel_sentry.sentry.spool import Breaker, Spool, Ticket
+from otel_sentry.sentry.spool import Breaker, Spool, Ticket, slim
+from otel_sentry.sentry.wire import Request, Response, Wire
+from otel_sentry.sentry.wire.threaded import ThreadedWire
 
 __all__ = ["EnvelopeTransport"]
 
-
-class _ClosedError(ConnectionError):
-    """The server closed a kept-alive connection before answering."""
-
-
-# A kept-alive connection the server has since closed fails on first use; one retry on a fresh
-# connection is safe (Sentry deduplicates by event id) and is what browsers do too.
-_STALE = (_ClosedError, ConnectionResetError, ConnectionAbortedError, BrokenPipeError)
-
-
-class _Headers(dict[str, str]):
-    """Response headers, looked up case-insensitively as sentry_sdk expects."""
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return super().get(key.lower(), default)
-
-
-class _Response:
-    __slots__ = ("data", "headers", "status")
-
-    def __init__(self, status: int, headers: _Headers, data: bytes) -> None:
-        self.status = status
-        self.headers = headers
-        self.data = data
-
-    def close(self) -> None:
-        return None
-
-
-class _Connection:
-    """One keep-alive HTTP/1.1 connection, written for exactly one job: POST an envelope.
-
-    http.client parses every response's headers through the email package and, with sentry_sdk's
-    stdlib integration on, every request is also wrapped in a sentry span and a breadcrumb; for
-    a 1 KiB envelope that is most of the send's CPU (see BENCHMARKS.md).
-    """
-
-    def __init__(self, host: str, port: int, tls: ssl.SSLContext | None, timeout: float) -> None:
-        self.host, self.port, self.tls, self.timeout = host, port, tls, timeout
-        default = 443 if tls is not None else 80
-        self.host_header = host if port == default else f"{host}:{port}"
-        self._sock: socket.socket | None = None
-        self._buf = bytearray()
-
-    def close(self) -> None:
-        if self._sock is not None:
-            with contextlib.suppress(OSError):
-                self._sock.close()
-        self._sock = None
-        self._buf.clear()
-
-    def _connect(self) -> None:
-        sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if self.tls is not None:
-            sock = self.tls.wrap_socket(sock, server_hostname=self.host)
-        self._sock = sock
-
-    def request(
-        self, method: str, target: str, body: bytes, headers: Mapping[str, str]
-    ) -> _Response:
-        if self._sock is None:
-            self._connect()
-        assert self._sock is not None
-        head = [
-            f"{method} {target} HTTP/1.1",
-            f"Host: {self.host_header}",
-            f"Content-Length: {len(body)}",
-        ]
-        head.extend(f"{k}: {v}" for k, v in headers.items())
-        self._sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body)
-        return self._read_response()
-
-    def _fill(self) -> None:
-        assert self._sock is not None
-        chunk = self._sock.recv(65536)
-        if not chunk:
-            raise _ClosedError("connection closed before a complete response")
-        self._buf += chunk
-
-    def _take(self, n: int) -> bytes:
-        while len(self._buf) < n:
-            self._fill()
-        data = bytes(self._buf[:n])
-        del self._buf[:n]
-        return data
-
-    def _take_line(self) -> bytes:
-        while (end := self._buf.find(b"\r\n")) < 0:
-            self._fill()
-        return self._take(end + 2)[:-2]
-
-    def _read_response(self) -> _Response:
-        # One recv usually holds the whole answer: parse from a buffer, not line by line.
-        while (end := self._buf.find(b"\r\n\r\n")) < 0:
-            if len(self._buf) > 65536:
-                raise ConnectionError("response headers too large")
-            self._fill()
-        head = self._take(end + 4).decode("latin-1").split("\r\n")
-        parts = head[0].split(None, 2)
-        if len(parts) < 2 or not parts[0].startswith("HTTP/"):
-            raise ConnectionError(f"not an HTTP response: {head[0][:80]!r}")
-        status = int(parts[1])
-        headers = _Headers()
-        for line in head[1:]:
-            key, sep, value = line.partition(":")
-            if sep:
-                headers[key.strip().lower()] = value.strip()
-        if headers.get("transfer-encoding", "").lower() == "chunked":
-            data = self._read_chunked()
-        elif "content-length" in headers:
-            data = self._take(int(headers["content-length"]))
-        else:  # the server marks the end by closing
-            with contextlib.suppress(_ClosedError):
-                while True:
-                    self._fill()
-            data, headers["connection"] = bytes(self._buf), "close"
-        if headers.get("connection", "").lower() == "close":
-            self.close()
-        return _Response(status, headers, data)
-
-    def _read_chunked(self) -> bytes:
-        chunks: list[bytes] = []
-        while True:
-            size = int(self._take_line().split(b";", 1)[0].strip() or b"0", 16)
-            if size == 0:
-                while self._take_line():
-                    pass  # trailers
-                return b"".join(chunks)
-            chunks.append(self._take(size))
-            self._take_line()
+# Requests out at once. 256 keeps up with ~1700 envelopes/s at a 150 ms round trip over HTTP/1.1
+# (one per connection), and over HTTP/2 takes streams on up to four connections.
+MAX_IN_FLIGHT = 256
+# Prepared envelopes that may queue behind those before new ones wait in the spool instead.
+MAX_QUEUED = 1024
 
 
 class EnvelopeTransport(HttpTransport):
@@ -193,15 +74,21 @@ class EnvelopeTransport(HttpTransport):
         ):
             self._compression_level = 1
         self._local = threading.local()
-        self._connections: weakref.WeakSet[_Connection] = weakref.WeakSet()
-        self._direct = self._can_send_directly(options)
         url = urlsplit(self._auth.get_api_url())
         self._scheme = url.scheme
         self._host = url.hostname or ""
         self._port = url.port or (443 if url.scheme == "https" else 80)
+        self._target = url.path + (f"?{url.query}" if url.query else "")
+        self._direct = self._can_send_directly(options)
+        self.http2 = bool(options.get("http2", True))
+        self.max_in_flight = int(options.get("max_in_flight") or MAX_IN_FLIGHT)
         self.breaker = Breaker()
         self.spool = Spool(on_drop=self._lost)
-        self._replayers: list[threading.Thread] = []
+        self.exit_dir: Path | None = None
+        self.kept_at_exit = 0
+        self._idle = threading.Condition()
+        self._open = 0  # envelopes in our care: queued, in flight or waiting in the spool
+        self._replayer: threading.Thread | None = None
         self._replay_wake = threading.Event()
         self._closing = False
         # Set by init() when it takes source lines off the capturing thread (sentry/frames.py).
@@ -214,69 +101,99 @@ class EnvelopeTransport(HttpTransport):
                 or os.environ.get("REQUESTS_CA_BUNDLE")
                 or certifi.where()
             )
+            cert_file = options.get("cert_file") or os.environ.get("CLIENT_CERT_FILE")
+            if cert_file:
+                key_file = options.get("key_file") or os.environ.get("CLIENT_KEY_FILE")
+                self._ssl.load_cert_chain(cert_file, key_file or None)
+        self.wire = self._make_wire()
         if hasattr(os, "register_at_fork"):
             ref = weakref.WeakMethod(self._after_fork)
             os.register_at_fork(after_in_child=lambda: (m := ref()) and m())
 
-    def _after_fork(self) -> None:
-        # A forked child must not share the parent's kept-alive sockets (both would read the
-        # same answers) nor urllib3's pool, whose lock another thread may have held at fork.
-        for conn in list(self._connections):
-            conn.close()  # only this process's copy of the descriptor
-        self._connections = weakref.WeakSet()
-        self._local = threading.local()
-        with contextlib.suppress(Exception):
-            self._pool = self._make_pool()
-        # What waits for Sentry is the parent's to send (sending it here too would duplicate
-        # it); the child gets an empty spool of its own, a fresh breaker and no replay threads.
-        self.spool.after_fork()
-        self.breaker = Breaker()
-        self._replayers = []
-        self._replay_wake = threading.Event()
+    def _make_wire(self) -> Wire | ThreadedWire:
+        if self._direct:
+            return Wire(
+                self._host,
+                self._port,
+                self._ssl,
+                http2=self.http2,
+                max_in_flight=self.max_in_flight,
+                timeout=self.TIMEOUT,
+            )
+        return ThreadedWire(self._send_through_urllib3)
 
     def _can_send_directly(self, options: Mapping[str, Any]) -> bool:
-        # Anything beyond a plain connection (proxies, client certificates, custom socket
-        # options) stays with urllib3, which sentry_sdk configured for it.
+        # Proxies and custom socket options stay with urllib3, which sentry_sdk configured.
         import urllib3
 
-        return (
-            type(self._pool) is urllib3.PoolManager
-            and not options.get("cert_file")
-            and not options.get("key_file")
-            and not os.environ.get("CLIENT_CERT_FILE")
-            and options.get("socket_options") is None
-        )
+        return type(self._pool) is urllib3.PoolManager and options.get("socket_options") is None
 
+    def _after_fork(self) -> None:
+        # A forked child must not share the parent's connections (both would read the same
+        # answers) nor urllib3's pool, whose lock another thread may have held at fork. What
+        # waits for Sentry is the parent's to send; the child starts empty.
+        self.wire.after_fork()
+        self._local = threading.local()
+        if not self._direct:
+            self._pool = self._make_pool()
+            self.wire = self._make_wire()
+        self.spool.after_fork()
+        self.breaker = Breaker()
+        self._idle = threading.Condition()
+        self._open = 0
+        self._replayer = None
+        self._replay_wake = threading.Event()
+
+    # -- where envelopes wait ---------------------------------------------------------------------
     def use_spool(self, directory: str | None, max_bytes: int) -> None:
         """Where envelopes wait while Sentry is unreachable: memory (None) or this directory."""
         old, self.spool = self.spool, Spool(directory, max_bytes=max_bytes, on_drop=self._lost)
         while (envelope := old.take()) is not None:
             self.spool.put(envelope)
         old.close()
-        if len(self.spool):
+        adopted = len(self.spool)
+        if adopted:
+            self._opened(adopted)
             self._wake_replay()
 
-    def send_now(self, envelope: Envelope, ticket: Ticket | None = None) -> None:
-        """Send on the calling thread: rate limits, client reports and errors as usual.
+    def keep_at_exit(self, directory: Path | None) -> None:
+        """At exit, write what is still waiting under ``directory`` (None: count it as lost).
 
-        ``ticket`` is the envelope's place in the spool when the caller already wrote it there
-        (disk mode); otherwise a failed send puts the envelope in the spool.
+        What earlier processes left there for this DSN is taken over now and sent.
         """
-        local = self._local
-        local.ticket = ticket or Ticket(envelope)
-        local.retry = False
+        self.exit_dir = directory
+        if directory is None or self.spool.on_disk:
+            return
+        adopted = exit_spool.adopt(directory)
+        for envelope in adopted:
+            self.spool.put(envelope)
+        if adopted:
+            self._opened(len(adopted))
+            self._wake_replay()
+
+    # -- sending ----------------------------------------------------------------------------------
+    def send(self, envelope: Envelope) -> None:
+        """Prepare ``envelope`` on this thread and send it from the I/O thread; never blocks.
+
+        While Sentry is failing, or more is queued than the wire takes, it waits in the spool.
+        """
+        self._opened(1)
+        ticket = self.spool.hold(envelope)
+        if self.breaker.open or self.wire.outstanding >= self.max_in_flight + MAX_QUEUED:
+            self.defer(ticket)
+            return
+        self._send_held(ticket)
+
+    def _send_held(self, ticket: Ticket) -> None:
+        self._local.ticket = ticket
         try:
             with capture_internal_exceptions():
-                self._send_envelope(envelope)
+                self._send_envelope(ticket.envelope)
         finally:
-            held, local.ticket = local.ticket, None
-            if local.retry:
-                self.defer(held)
-            else:
-                self.spool.release(held)
-        if not self.breaker.open:
-            with capture_internal_exceptions():
-                self._flush_client_reports_now()
+            unposted, self._local.ticket = self._local.ticket, None
+            if unposted is not None:  # every item rate limited (counted), or preparing failed
+                self.spool.release(unposted)
+                self._settled()
 
     def _send_envelope(self, envelope: Envelope) -> None:
         if self.source_context:
@@ -287,11 +204,6 @@ class EnvelopeTransport(HttpTransport):
                         add_source_context(event)  # here, not on the request (capture.py)
         super()._send_envelope(envelope)
 
-    def defer(self, ticket: Ticket) -> None:
-        """Not now: the envelope waits in the spool and is replayed when Sentry answers."""
-        self.spool.retry(ticket)
-        self._wake_replay()
-
     def _send_request(
         self,
         body: bytes,
@@ -299,63 +211,104 @@ class EnvelopeTransport(HttpTransport):
         endpoint_type: Any,
         envelope: Envelope | None = None,
     ) -> None:
-        # sentry_sdk drops the envelope on any failure; we keep what a later attempt can deliver.
-        if envelope is None:
+        if envelope is None:  # not an envelope of ours to keep: sentry_sdk's way
             super()._send_request(body, headers, endpoint_type, envelope)
             return
+        held: Ticket | None = getattr(self._local, "ticket", None)
+        self._local.ticket = None
+        if held is None:  # sentry_sdk's own worker thread: errors, sessions, client reports
+            self._opened(1)
+            ticket = Ticket(slim(envelope))
+        elif held.path is not None and len(held.envelope.items) == len(envelope.items):
+            ticket = Ticket(slim(envelope), held.path)  # the file on disk says the same
+        else:  # items were rate limited or a client report rode along: keep what is sent
+            self.spool.release(held)
+            ticket = Ticket(slim(envelope))
+        if self._closing:
+            self._give_up([ticket])
+            return
         if not self.breaker.allow():
-            self._wait(envelope)
+            self._wait(ticket)
             return
         self._update_headers(headers)
-        try:
-            response = self._request("POST", endpoint_type, body, headers)
-        except Exception:
-            self.breaker.failure()
-            self._wait(envelope)
-            return
-        try:
-            if response.status >= 500 or response.status == 408:
-                self.breaker.failure()
-                self._wait(envelope)
-                return
-            self.breaker.success()
-            self._handle_response(response=response, envelope=envelope)
-        finally:
-            response.close()
+        done = partial(self._answered, ticket)
+        self.wire.submit(Request(self._target, list(headers.items()), body, done, ticket))
 
-    def _wait(self, envelope: Envelope) -> None:
-        """Keep ``envelope`` (already prepared: rate limits applied) until Sentry is back."""
-        local = self._local
-        if getattr(local, "ticket", None) is not None:
-            local.retry = True  # send_now moves its ticket to the spool: no second copy
+    def _answered(
+        self, ticket: Ticket, response: Response | None, error: BaseException | None
+    ) -> None:
+        """Sentry's answer to one envelope, on the I/O thread."""
+        if response is None or response.status >= 500 or response.status == 408:
+            self.breaker.failure()
+            self._wait(ticket)
             return
-        self.spool.put(envelope)  # sentry_sdk's own worker (errors, sessions)
+        self.breaker.success()
+        try:
+            with capture_internal_exceptions():
+                self._handle_response(response=response, envelope=ticket.envelope)  # type: ignore[arg-type]
+        finally:
+            self.spool.release(ticket)
+            self._settled()
+        if len(self.spool):
+            self._wake_replay()
+        with capture_internal_exceptions():
+            report = self._fetch_pending_client_report(interval=60)
+            if report is not None:
+                self._send_envelope(Envelope(items=[report]))
+
+    def defer(self, ticket: Ticket) -> None:
+        """Not now: the envelope waits in the spool and is replayed when Sentry answers."""
+        self._wait(ticket)
+
+    def _wait(self, ticket: Ticket) -> None:
+        if self._closing:
+            self._give_up([ticket])
+            return
+        self.spool.retry(ticket)
         self._wake_replay()
 
     def _lost(self, envelope: Envelope) -> None:
-        # Full while Sentry fails: lost to the outage; full while it answers: we fell behind.
+        # Pushed out of a full spool. Full while Sentry fails: lost to the outage; full while
+        # it answers: we fell behind.
         reason = "network_error" if self.breaker.open else "queue_overflow"
         for item in envelope.items:
             self.record_lost_event(reason, item=item)
+        self._settled()
 
-    # -- replay ---------------------------------------------------------------------------------
+    def _opened(self, n: int) -> None:
+        with self._idle:
+            self._open += n
+
+    def _settled(self) -> None:
+        with self._idle:
+            self._open -= 1
+            if self._open <= 0:
+                self._idle.notify_all()
+
+    def wait_idle(self, timeout: float) -> bool:
+        """True once every envelope handed to us was answered, dropped (counted) or kept."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._open <= 0, timeout)
+
+    def drain(self, timeout: float) -> bool:
+        """Send what waits (spool included) for at most ``timeout`` seconds; True if all went."""
+        if len(self.spool):
+            self._wake_replay()
+        return self.wait_idle(timeout)
+
+    # -- replay -----------------------------------------------------------------------------------
     def _wake_replay(self) -> None:
-        if not self._replayers or not all(t.is_alive() for t in self._replayers):
-            self._start_replayers()
-        self._replay_wake.set()
-
-    def _start_replayers(self, threads: int = 2) -> None:
-        self._replayers = [
-            threading.Thread(target=self._replay, name=f"otel-sentry-replay-{i}", daemon=True)
-            for i in range(threads)
-        ]
-        for thread in self._replayers:
+        thread = self._replayer
+        if (thread is None or not thread.is_alive()) and not self._closing:
+            thread = threading.Thread(target=self._replay, name="otel-sentry-replay", daemon=True)
+            self._replayer = thread
             thread.start()
+        self._replay_wake.set()
 
     def _replay(self) -> None:
         while not self._closing:
-            if not len(self.spool):
-                self._replay_wake.wait(1.0)
+            if not len(self.spool) or self.wire.outstanding >= self.max_in_flight:
+                self._replay_wake.wait(1.0 if not len(self.spool) else 0.05)
                 self._replay_wake.clear()
                 continue
             if not self.breaker.ready():
@@ -369,61 +322,81 @@ class EnvelopeTransport(HttpTransport):
             envelope.headers["sent_at"] = (
                 datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
             )
-            self.send_now(envelope)
+            self._send_held(Ticket(envelope))
 
-    def drain(self, timeout: float) -> bool:
-        """Send what waits in the spool, for at most ``timeout`` seconds; True if it emptied."""
-        if len(self.spool):
-            self._wake_replay()
-        deadline = time.monotonic() + timeout
-        while len(self.spool) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        return not len(self.spool)
-
-    def _flush_client_reports_now(self) -> None:
-        report = self._fetch_pending_client_report(interval=60)
-        if report is not None:
-            self._send_envelope(Envelope(items=[report]))
-
-    def _connection(self) -> _Connection:
-        conn: _Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = _Connection(self._host, self._port, self._ssl, self.TIMEOUT)
-            self._local.conn = conn
-            self._connections.add(conn)
-        return conn
-
-    def _request(
-        self, method: str, endpoint_type: Any, body: Any, headers: Mapping[str, str]
-    ) -> Any:
-        if not self._direct:
-            return super()._request(method, endpoint_type, body, headers)
-        path = urlsplit(self._auth.get_api_url(endpoint_type))
-        target = path.path + (f"?{path.query}" if path.query else "")
+    # -- proxies ----------------------------------------------------------------------------------
+    def _send_through_urllib3(self, request: Request) -> Any:
         # Our own sends must never become spans, whatever instrumentation is installed.
         token = otel_context.attach(
             otel_context.set_value(otel_context._SUPPRESS_INSTRUMENTATION_KEY, True)
         )
         try:
-            for attempt in range(2):
-                conn = self._connection()
-                try:
-                    return conn.request(method, target, bytes(body), headers)
-                except _STALE:
-                    conn.close()
-                    if attempt:
-                        raise
-                except Exception:
-                    conn.close()
-                    raise
+            return self._pool.request(
+                "POST",
+                self._auth.get_api_url(),
+                body=request.body,
+                headers=dict(request.headers),
+                timeout=self.TIMEOUT,
+            )
         finally:
             otel_context.detach(token)
-        raise AssertionError("unreachable")
 
+    # -- exit -------------------------------------------------------------------------------------
     def kill(self) -> None:
+        """Stop sending; what is still waiting goes to disk, or is counted and reported."""
+        if self._closing:
+            return
         self._closing = True
         self._replay_wake.set()
+        left: list[Ticket] = [r.context for r in self.wire.close() if isinstance(r.context, Ticket)]
+        if self.spool.on_disk:
+            for ticket in left:
+                self.spool.retry(ticket)  # held files move to retry/; the next start sends them
+                self._settled()
+        else:
+            while (envelope := self.spool.take()) is not None:
+                left.append(Ticket(envelope))
+            self._give_up(left)
         self.spool.close()
-        for conn in list(self._connections):
-            conn.close()
         super().kill()
+
+    def _give_up(self, tickets: list[Ticket]) -> None:
+        """Closing: write ``tickets`` to the exit spool, or count them and report the count."""
+        if not tickets:
+            return
+        envelopes = [t.envelope for t in tickets]
+        kept = exit_spool.persist(self.exit_dir, envelopes) if self.exit_dir else 0
+        self.kept_at_exit += kept
+        for _ in range(kept):
+            self._settled()
+        if kept == len(envelopes):
+            return
+        for envelope in envelopes[kept:]:
+            for item in envelope.items:
+                self.record_lost_event(
+                    "network_error" if self.breaker.open else "queue_overflow", item=item
+                )
+            self._settled()
+        self._report_now()
+
+    def _report_now(self) -> None:
+        """The client report of what was lost at exit, in one short blocking request."""
+        report = self._fetch_pending_client_report(force=True)
+        if report is None or self.breaker.open:
+            return
+        with capture_internal_exceptions():
+            prepared = self._prepare_envelope(Envelope(items=[report]))
+            if prepared is None:
+                return
+            _, body, headers = prepared
+            self._update_headers(headers)
+            import urllib3
+
+            self._pool.request(
+                "POST",
+                self._auth.get_api_url(),
+                body=body.getvalue(),
+                headers=headers,
+                timeout=urllib3.Timeout(total=1.0),
+                retries=False,
+            )

@@ -39,8 +39,9 @@ def test_it_is_the_default_and_reuses_its_connections(inbox: Inbox) -> None:
     otel_sentry.flush(10)
     inbox.wait_for_items("transaction", count=200, timeout=10)
     assert inbox.counts.requests == 200
-    # One keep-alive connection per sender thread, reused: not one per envelope.
-    assert 1 <= len(list(transport._connections)) <= 4
+    # Kept-alive connections, reused: not one per envelope (how many depends on how fast the
+    # inbox in this process answers, which the pool measures).
+    assert 1 <= transport.wire.connections_opened <= 50
     assert inbox.problems == []
 
 
