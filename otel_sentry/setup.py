@@ -24,7 +24,6 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
-from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -427,7 +426,9 @@ def _init_sentry(settings: Settings) -> bool:
         client.integrations.pop(integration.identifier, None)
     if isinstance(client.transport, EnvelopeTransport):
         _use_spool(client.transport, settings)
-        client.transport.keep_at_exit(_exit_dir(settings))
+        client.transport.keep_at_exit(
+            exit_spool.choose(settings.dsn, settings.spool_dir, settings.spool_at_exit)
+        )
         client.transport.source_context = kwargs.get("include_source_context") is False
     capture.speed_up_queryset_repr()
     capture.warm_installed_modules()
@@ -470,25 +471,6 @@ def _use_spool(transport: EnvelopeTransport, settings: Settings) -> None:
     except OSError as exc:  # checked at startup; a disk that fails since keeps us in memory
         _log.warning("otel-sentry: spool_dir unusable (%s); keeping envelopes in memory", exc)
         transport.use_spool(None, max_bytes)
-
-
-def _exit_dir(settings: Settings) -> Path | None:
-    """Where what is left at exit is written for the next start (sentry/exit_spool.py)."""
-    if not settings.spool_at_exit or settings.dsn is None:
-        return None
-    if settings.spool_dir is not None:
-        return Path(settings.spool_dir)  # the disk spool keeps it already
-    directory = exit_spool.default_directory(settings.dsn)
-    problem = exit_spool.usable(directory)
-    if problem is not None:
-        _log.warning(
-            "otel-sentry: cannot keep undelivered envelopes at exit (%s); they will be counted "
-            "and reported instead. Set spool_dir (OTEL_SENTRY_SPOOL_DIR) to a writable "
-            "directory, or OTEL_SENTRY_SPOOL_AT_EXIT=false to silence this.",
-            problem,
-        )
-        return None
-    return directory
 
 
 def _tuned_integrations(given: list[Any]) -> list[Any]:

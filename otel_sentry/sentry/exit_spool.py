@@ -29,7 +29,7 @@ from pathlib import Path
 from sentry_sdk.envelope import Envelope
 from sentry_sdk.utils import Dsn
 
-__all__ = ["adopt", "default_directory", "persist"]
+__all__ = ["adopt", "choose", "default_directory", "persist", "usable"]
 
 _log = logging.getLogger("otel_sentry")
 _seq = itertools.count()
@@ -44,6 +44,25 @@ def default_directory(dsn: str, base: str | os.PathLike[str] | None = None) -> P
     key = f"{parsed.scheme}://{parsed.public_key}@{parsed.netloc}/{parsed.project_id}"
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
     return Path(base) / "otel-sentry" / "spool" / f"{parsed.project_id}-{digest}"
+
+
+def choose(dsn: str | None, spool_dir: str | None, enabled: bool) -> Path | None:
+    """Where a process with these settings keeps what is left at exit; None: count it instead."""
+    if not enabled or dsn is None:
+        return None
+    if spool_dir is not None:
+        return Path(spool_dir)  # the disk spool keeps it already
+    directory = default_directory(dsn)
+    problem = usable(directory)
+    if problem is not None:
+        _log.warning(
+            "otel-sentry: cannot keep undelivered envelopes at exit (%s); they will be counted "
+            "and reported instead. Set spool_dir (OTEL_SENTRY_SPOOL_DIR) to a writable "
+            "directory, or OTEL_SENTRY_SPOOL_AT_EXIT=false to silence this.",
+            problem,
+        )
+        return None
+    return directory
 
 
 def usable(directory: Path) -> str | None:

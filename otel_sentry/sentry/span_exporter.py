@@ -23,6 +23,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from otel_sentry._version import __version__
 from otel_sentry.config import resolve
+from otel_sentry.sentry import exit_spool
 from otel_sentry.sentry.exporter import transaction_envelope
 from otel_sentry.sentry.segments import SegmentBuffer
 from otel_sentry.sentry.transactions import TransactionDefaults
@@ -70,6 +71,11 @@ class SentrySpanExporter(SpanExporter):
                 auto_enabling_integrations=False,
                 traces_sample_rate=None,
             )
+            transport = self._client.transport
+            if isinstance(transport, EnvelopeTransport):
+                transport.keep_at_exit(
+                    exit_spool.choose(settings.dsn, settings.spool_dir, settings.spool_at_exit)
+                )
         else:
             _log.warning("otel-sentry: SentrySpanExporter has no SENTRY_DSN: nothing is sent")
 

@@ -290,6 +290,16 @@ class EnvelopeTransport(HttpTransport):
         with self._idle:
             return self._idle.wait_for(lambda: self._open <= 0, timeout)
 
+    def flush(self, timeout: float, callback: Any = None) -> None:
+        """sentry_sdk's flush (its worker queue), then ours: what is queued or in flight.
+
+        ``client.close()`` flushes and then kills the transport: without waiting here, what is
+        still on the wire would be cut off and kept for the next start (or counted as lost).
+        """
+        deadline = time.monotonic() + timeout
+        super().flush(timeout, callback)
+        self.drain(max(0.0, deadline - time.monotonic()))
+
     def drain(self, timeout: float) -> bool:
         """Send what waits (spool included) for at most ``timeout`` seconds; True if all went."""
         if len(self.spool):
