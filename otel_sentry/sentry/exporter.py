@@ -93,6 +93,7 @@ class TransactionExporter(SpanProcessor):
         self._buffer = buffer or SegmentBuffer()
         self._queue: collections.deque[ReadableSpan] = collections.deque()
         self._overflow = 0
+        self._overflow_roots = 0
         self._shutdown = False
         self._start_worker()
         if hasattr(os, "register_at_fork"):
@@ -107,6 +108,9 @@ class TransactionExporter(SpanProcessor):
         queue = self._queue
         if len(queue) >= self._max_queue:
             self._overflow += 1  # counted here, reported from the worker
+            parent = span.parent
+            if parent is None or parent.is_remote:  # a whole transaction, not one of its spans
+                self._overflow_roots += 1
             return
         queue.append(span)
         if len(queue) >= self._batch_size and not self._wake.is_set():
@@ -226,7 +230,10 @@ class TransactionExporter(SpanProcessor):
             return
         if self._overflow:
             n, self._overflow = self._overflow, 0
+            roots, self._overflow_roots = self._overflow_roots, 0
             transport.record_lost_event("queue_overflow", "span", quantity=n)
+            if roots:
+                transport.record_lost_event("queue_overflow", "transaction", quantity=roots)
         if self.sampler is not None:
             n = self.sampler.drops_since_last_call()
             if n:

@@ -156,3 +156,21 @@ def test_both_modes_and_a_generic_otlp_endpoint(
     [item] = inbox.wait_for_items("transaction")
     assert otlp["name"] == item.json["transaction"] == "twice"
     assert otlp["trace_id"] == item.json["contexts"]["trace"]["trace_id"]
+
+
+def test_a_full_export_queue_reports_the_transactions_it_drops(inbox: Inbox) -> None:
+    from otel_sentry import setup
+    from otel_sentry.sentry.exporter import TransactionExporter
+
+    otel_sentry.init(dsn=inbox.dsn(), instrument=False)
+    [exporter] = [t for t in setup._switchboard.targets if isinstance(t, TransactionExporter)]
+    exporter._max_queue = 5  # the worker drains it every 0.5 s; 40 spans end within a few ms
+    for i in range(40):
+        with _tracer().start_as_current_span(f"job-{i}"):
+            pass
+    otel_sentry.flush(5)
+    assert inbox.wait_for(lambda i: ("queue_overflow", "transaction") in _discarded(i), 10)
+    dropped = _discarded(inbox)[("queue_overflow", "transaction")]
+    assert dropped > 0
+    assert len(inbox.transactions()) + dropped == 40
+    assert _discarded(inbox)[("queue_overflow", "span")] == dropped  # no children here
