@@ -47,6 +47,8 @@ _log = logging.getLogger("otel_sentry")
 MAX_ATTEMPTS = 4
 # ... and after a server said it did not process it, this often.
 MAX_REFUSED = 50
+# Loops and connections a fork left behind in the child (see Wire.after_fork).
+_forked_away: list[object] = []
 # HTTP/1.1: open connections until what is queued would be sent within this many seconds.
 _DRAIN = 0.1
 
@@ -230,13 +232,22 @@ class Wire:
         return left
 
     def after_fork(self) -> None:
-        """In a forked child: the parent's thread is gone and its sockets are the parent's."""
+        """In a forked child: the parent's thread is gone and its sockets are the parent's.
+
+        The child closes its copies of their descriptors (no TLS close_notify, no FIN: the
+        parent goes on using them) after detaching them from their socket objects, so that
+        nothing closes the same number again once it names another file. The old loop, whose
+        thread does not exist here, is kept referenced rather than collected half-running.
+        """
         for link in self._links:
             transport = link.transport
-            sock = transport.get_extra_info("socket") if transport is not None else None
+            wrapper = transport.get_extra_info("socket") if transport is not None else None
+            sock = getattr(wrapper, "_sock", wrapper)  # asyncio's TransportSocket wraps it
             if sock is not None:
-                with contextlib.suppress(OSError):
-                    os.close(sock.fileno())  # this process's copy only; no TLS close_notify
+                with contextlib.suppress(OSError, AttributeError):
+                    os.close(sock.detach())
+        if self._loop is not None:
+            _forked_away.append((self._loop, self._links))
         self._reset()
 
     @property
