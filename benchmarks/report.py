@@ -438,10 +438,16 @@ def write_section(path: Path, section: str) -> None:
     replace_section(path, section, START_MARKER, END_MARKER)
 
 
-def replace_section(path: Path, section: str, start_marker: str, end_marker: str) -> None:
-    """Replace the section between the markers in ``path`` (or append it), leaving every other
-    section alone: each benchmark owns one section of BENCHMARKS.md."""
+def replace_section(
+    path: Path, section: str, start_marker: str, end_marker: str, after: str | None = None
+) -> None:
+    """Replace the section between the markers in ``path``, leaving every other section alone:
+    each benchmark owns one section of BENCHMARKS.md. A new section goes right after the marker
+    ``after`` when the file has it, else at the end."""
     text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n\n"
+    if start_marker not in text and after is not None and after in text:
+        at = text.find(after) + len(after)
+        text = text[:at] + f"\n\n{start_marker}\n{end_marker}" + text[at:]
     start, end = text.find(start_marker), text.find(end_marker)
     if start != -1 and end > start:
         text = text[:start] + section.rstrip("\n") + text[end + len(end_marker) :]
