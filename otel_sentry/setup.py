@@ -24,6 +24,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -452,16 +453,13 @@ def _check_spool_dir(settings: Settings) -> None:
     """Before anything is set up, so a bad directory leaves the process untouched."""
     if settings.spool_dir is None:
         return
-    try:
-        os.makedirs(settings.spool_dir, exist_ok=True)
-        if not os.access(settings.spool_dir, os.W_OK | os.X_OK):
-            raise PermissionError("not writable")
-    except OSError as exc:
+    problem = exit_spool.usable(Path(settings.spool_dir))
+    if problem is not None:
         raise ConfigError(
             f"spool_dir (OTEL_SENTRY_SPOOL_DIR) = {settings.spool_dir!r} is not a usable "
-            f"directory: {exc}. Fix: point it at a writable directory, or unset it to keep "
+            f"directory: {problem}. Fix: point it at a writable directory, or unset it to keep "
             "waiting envelopes in memory."
-        ) from exc
+        )
 
 
 def _use_spool(transport: EnvelopeTransport, settings: Settings) -> None:

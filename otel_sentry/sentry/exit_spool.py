@@ -4,8 +4,9 @@ At shutdown the flush has a budget (a SIGTERM'd container has seconds); against 
 away or down, envelopes may still be queued or in flight when it runs out. Instead of dropping
 them, :func:`persist` writes each as a file under a per-user cache directory, one directory per
 DSN (so another project never receives them), and the next process with that DSN :func:`adopt`\\ s
-them and sends them first. The layout is the disk spool's (``<pid>-<ns>/retry/*.env``, see
-spool.py), so a process with ``spool_dir`` set to the same place takes them over as well.
+them and sends them first. The layout and the file helpers are the disk spool's
+(``<pid>-<ns>/retry/*.env``, spool.py), so a process with ``spool_dir`` set to the same place
+takes them over as well.
 
 Only a process that exits uses this; while it runs, envelopes wait in memory unless ``spool_dir``
 asks for disk. Off with ``spool_at_exit=False`` (``OTEL_SENTRY_SPOOL_AT_EXIT=false``): what is
@@ -20,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import itertools
 import logging
 import os
 import time
@@ -29,10 +29,11 @@ from pathlib import Path
 from sentry_sdk.envelope import Envelope
 from sentry_sdk.utils import Dsn
 
+from otel_sentry.sentry.spool import claimable, read_file, write_file
+
 __all__ = ["adopt", "choose", "default_directory", "persist", "usable"]
 
 _log = logging.getLogger("otel_sentry")
-_seq = itertools.count()
 _own: dict[tuple[Path, int], Path] = {}
 
 
@@ -89,11 +90,7 @@ def persist(directory: Path, envelopes: list[Envelope]) -> int:
     try:
         own.mkdir(parents=True, exist_ok=True)
         for envelope in envelopes:
-            name = f"{time.time_ns():020d}-{os.getpid()}-{next(_seq):08d}.env"
-            tmp = own / (name + ".tmp")
-            with open(tmp, "wb") as f:
-                f.write(envelope.serialize())
-            os.replace(tmp, own / name)
+            write_file(own, envelope)
             written += 1
     except OSError as exc:
         _log.warning("otel-sentry: could not keep envelopes for the next start (%s)", exc)
@@ -120,7 +117,7 @@ def adopt(directory: Path, max_bytes: int = 16 << 20) -> list[Envelope]:
         return taken
     claim = f".{os.getpid()}-{time.time_ns()}.claim"
     for other in others:
-        if (other / "lock").exists() and _held(other / "lock"):
+        if not claimable(other):
             continue  # a live process with a disk spool owns it
         try:
             files = sorted((other / "retry").glob("*.env"))
@@ -132,16 +129,14 @@ def adopt(directory: Path, max_bytes: int = 16 << 20) -> list[Envelope]:
             mine = path.with_name(path.name + claim)
             try:
                 os.rename(path, mine)
-                data = mine.read_bytes()
+                size += mine.stat().st_size
             except OSError:
                 continue  # another process claimed it first
+            envelope = read_file(mine)
             with contextlib.suppress(OSError):
                 mine.unlink()
-            try:
-                taken.append(Envelope.deserialize(data))
-                size += len(data)
-            except Exception:
-                _log.warning("otel-sentry: skipping an unreadable envelope file %s", path.name)
+            if envelope is not None:
+                taken.append(envelope)
         for leftover in (other / "retry", other):
             with contextlib.suppress(OSError):
                 leftover.rmdir()  # only once empty
@@ -151,19 +146,3 @@ def adopt(directory: Path, max_bytes: int = 16 << 20) -> list[Envelope]:
             len(taken),
         )
     return taken
-
-
-def _held(lock: Path) -> bool:
-    import fcntl
-
-    try:
-        fd = os.open(lock, os.O_RDWR)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        return True
-    finally:
-        os.close(fd)
-    return False

@@ -37,7 +37,7 @@ from otel_sentry.sentry.limits import MAX_ITEM_BYTES, fit_transaction
 from otel_sentry.sentry.noise import NoiseFilter
 from otel_sentry.sentry.privacy import scrub_event
 from otel_sentry.sentry.sampler import SentrySampler
-from otel_sentry.sentry.segments import Segment, SegmentBuffer
+from otel_sentry.sentry.segments import Segment, SegmentBuffer, is_local_root
 from otel_sentry.sentry.transactions import TransactionDefaults, build_transaction
 from otel_sentry.sentry.transport import EnvelopeTransport
 
@@ -108,8 +108,7 @@ class TransactionExporter(SpanProcessor):
         queue = self._queue
         if len(queue) >= self._max_queue:
             self._overflow += 1  # counted here, reported from the worker
-            parent = span.parent
-            if parent is None or parent.is_remote:  # a whole transaction, not one of its spans
+            if is_local_root(span):  # a whole transaction, not one of its spans
                 self._overflow_roots += 1
             return
         queue.append(span)
@@ -171,15 +170,19 @@ class TransactionExporter(SpanProcessor):
 
     def _count_unbuilt(self) -> None:
         """The worker is still building at exit: what it will not finish is counted, not lost."""
-        transport = self._transport()
-        queue, self._queue = self._queue, collections.deque()
-        roots = sum(1 for span in queue if span.parent is None or span.parent.is_remote)
-        if transport is not None and queue:
-            transport.record_lost_event("queue_overflow", "transaction", quantity=roots)
-            transport.record_lost_event("queue_overflow", "span", quantity=len(queue))
-        _log.warning(
-            "otel-sentry: exiting with %d spans not yet exported; counted as lost", len(queue)
-        )
+        # Taken one by one from the deque the worker still reads: each span is the worker's or
+        # ours, never both.
+        queue, left = self._queue, 0
+        while True:
+            try:
+                span = queue.popleft()
+            except IndexError:
+                break
+            left += 1
+            self._overflow += 1
+            self._overflow_roots += is_local_root(span)
+        self._report_drops()
+        _log.warning("otel-sentry: exiting with %d spans not yet exported; counted as lost", left)
 
     # -- worker thread ------------------------------------------------------------------------
     def _run(self) -> None:
@@ -214,8 +217,13 @@ class TransactionExporter(SpanProcessor):
                 shedder.report_backlog(len(queue), self._max_queue)
             add = self._buffer.add
             send = self._send
-            while queue:
-                segment = add(queue.popleft())
+            pop = queue.popleft
+            while True:
+                try:
+                    span = pop()
+                except IndexError:  # empty (at exit, shutdown may be taking from it too)
+                    break
+                segment = add(span)
                 if segment is not None:
                     send(segment)
             for segment in self._buffer.expire(flush_all=flush_all):

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from opentelemetry.sdk.trace import ReadableSpan
 
-__all__ = ["Segment", "SegmentBuffer"]
+__all__ = ["Segment", "SegmentBuffer", "is_local_root"]
 
 
 @dataclass(slots=True)
@@ -113,3 +113,9 @@ class SegmentBuffer:
 
 def _start(span: ReadableSpan) -> int:
     return span.start_time or 0
+
+
+def is_local_root(span: ReadableSpan) -> bool:
+    """The root of a transaction here: no parent, or a parent in another process."""
+    parent = span.parent
+    return parent is None or parent.is_remote

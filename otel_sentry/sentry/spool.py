@@ -44,7 +44,7 @@ from typing import Any
 
 from sentry_sdk.envelope import Envelope, Item, PayloadRef
 
-__all__ = ["Breaker", "Spool", "Ticket", "slim"]
+__all__ = ["Breaker", "Spool", "Ticket", "claimable", "read_file", "slim", "write_file"]
 
 _log = logging.getLogger("otel_sentry")
 
@@ -161,7 +161,6 @@ class Spool:
         self._memory: collections.deque[tuple[int, Envelope]] = collections.deque()
         self._bytes = 0
         self._files: collections.deque[tuple[int, Path]] = collections.deque()
-        self._seq = itertools.count()
         self.dropped = 0
         self.root = Path(directory) if directory is not None else None
         self._own: Path | None = None
@@ -186,7 +185,7 @@ class Spool:
         if self._own is None:
             return Ticket(envelope)
         try:
-            return Ticket(envelope, self._write(self._own / "held", envelope))
+            return Ticket(envelope, write_file(self._own / "held", envelope))
         except OSError as exc:
             _log.warning("otel-sentry: could not write to the spool (%s); sending without it", exc)
             return Ticket(envelope)
@@ -203,7 +202,7 @@ class Spool:
             path = ticket.path
             try:
                 if path is None:
-                    path = self._write(self._own / "retry", ticket.envelope)
+                    path = write_file(self._own / "retry", ticket.envelope)
                 else:
                     target = self._own / "retry" / path.name
                     os.replace(path, target)
@@ -249,7 +248,7 @@ class Spool:
                     return None
                 size, path = self._files.popleft()
                 self._bytes -= size
-            envelope = self._read(path)
+            envelope = read_file(path)
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
             if envelope is not None:
@@ -299,7 +298,7 @@ class Spool:
         for other in sorted(root.iterdir()):
             if other == self._own or not other.is_dir():
                 continue
-            if not self._claim(other):
+            if not claimable(other):
                 continue
             for sub in ("retry", "held"):
                 with contextlib.suppress(FileNotFoundError):
@@ -320,49 +319,12 @@ class Spool:
         if self._files:
             _log.info("otel-sentry: %d envelopes from an earlier run are waiting", len(self._files))
 
-    @staticmethod
-    def _claim(directory: Path) -> bool:
-        try:
-            fd = os.open(directory / "lock", os.O_RDWR)
-        except OSError:
-            return True  # no lock file: nothing holds it
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            os.close(fd)
-            if exc.errno in (errno.EAGAIN, errno.EACCES):
-                return False  # a live process owns it
-            raise
-        os.close(fd)
-        return True
-
-    def _write(self, directory: Path, envelope: Envelope) -> Path:
-        # Names sort by creation time across processes, so adopted files keep their order.
-        name = f"{time.time_ns():020d}-{os.getpid()}-{next(self._seq):08d}.env"
-        path = directory / name
-        tmp = directory / (name + ".tmp")
-        with open(tmp, "wb") as f:
-            f.write(envelope.serialize())
-        os.replace(tmp, path)
-        return path
-
-    @staticmethod
-    def _read(path: Path) -> Envelope | None:
-        try:
-            data = path.read_bytes()
-            return Envelope.deserialize(data)
-        except FileNotFoundError:
-            return None
-        except Exception:  # a torn or foreign file: skip it, never crash the sender
-            _log.warning("otel-sentry: skipping an unreadable spool file %s", path.name)
-            return None
-
     def _evict_files(self) -> list[Envelope]:
         dropped: list[Envelope] = []
         while self._bytes > self.max_bytes and len(self._files) > 1:
             size, path = self._files.popleft()
             self._bytes -= size
-            envelope = self._read(path)
+            envelope = read_file(path)
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
             if envelope is not None:
@@ -376,6 +338,50 @@ class Spool:
                 self._on_drop(envelope)
             except Exception:
                 _log.exception("otel-sentry: counting a dropped envelope failed")
+
+
+def claimable(directory: Path) -> bool:
+    """May this process take over ``directory``'s envelopes (no live process holds its lock)?"""
+    try:
+        fd = os.open(directory / "lock", os.O_RDWR)
+    except OSError:
+        return True  # no lock file: nothing holds it
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        os.close(fd)
+        if exc.errno in (errno.EAGAIN, errno.EACCES):
+            return False  # a live process owns it
+        raise
+    os.close(fd)
+    return True
+
+
+_seq = itertools.count()
+
+
+def write_file(directory: Path, envelope: Envelope) -> Path:
+    """``envelope`` as one file in ``directory``: written to a temporary name, then renamed."""
+    # Names sort by creation time across processes, so adopted files keep their order.
+    name = f"{time.time_ns():020d}-{os.getpid()}-{next(_seq):08d}.env"
+    path = directory / name
+    tmp = directory / (name + ".tmp")
+    with open(tmp, "wb") as f:
+        f.write(envelope.serialize())
+    os.replace(tmp, path)
+    return path
+
+
+def read_file(path: Path) -> Envelope | None:
+    """The envelope in ``path``; None if it is gone or unreadable (logged, never raised)."""
+    try:
+        data = path.read_bytes()
+        return Envelope.deserialize(data)
+    except FileNotFoundError:
+        return None
+    except Exception:  # a torn or foreign file: skip it, never crash the sender
+        _log.warning("otel-sentry: skipping an unreadable spool file %s", path.name)
+        return None
 
 
 def _remove_tree(directory: Path) -> None:

@@ -80,12 +80,10 @@ class EnvelopeTransport(HttpTransport):
         self._port = url.port or (443 if url.scheme == "https" else 80)
         self._target = url.path + (f"?{url.query}" if url.query else "")
         self._direct = self._can_send_directly(options)
-        self.http2 = bool(options.get("http2", True))
-        self.max_in_flight = int(options.get("max_in_flight") or MAX_IN_FLIGHT)
+        self.max_in_flight = MAX_IN_FLIGHT
         self.breaker = Breaker()
         self.spool = Spool(on_drop=self._lost)
         self.exit_dir: Path | None = None
-        self.kept_at_exit = 0
         self._idle = threading.Condition()
         self._open = 0  # envelopes in our care: queued, in flight or waiting in the spool
         self._replayer: threading.Thread | None = None
@@ -116,7 +114,6 @@ class EnvelopeTransport(HttpTransport):
                 self._host,
                 self._port,
                 self._ssl,
-                http2=self.http2,
                 max_in_flight=self.max_in_flight,
                 timeout=self.TIMEOUT,
             )
@@ -180,7 +177,7 @@ class EnvelopeTransport(HttpTransport):
         self._opened(1)
         ticket = self.spool.hold(envelope)
         if self.breaker.open or self.wire.outstanding >= self.max_in_flight + MAX_QUEUED:
-            self.defer(ticket)
+            self._wait(ticket)
             return
         self._send_held(ticket)
 
@@ -256,11 +253,8 @@ class EnvelopeTransport(HttpTransport):
             if report is not None:
                 self._send_envelope(Envelope(items=[report]))
 
-    def defer(self, ticket: Ticket) -> None:
-        """Not now: the envelope waits in the spool and is replayed when Sentry answers."""
-        self._wait(ticket)
-
     def _wait(self, ticket: Ticket) -> None:
+        """Not now: the envelope waits in the spool and is replayed when Sentry answers."""
         if self._closing:
             self._give_up([ticket])
             return
@@ -336,6 +330,12 @@ class EnvelopeTransport(HttpTransport):
 
     # -- proxies ----------------------------------------------------------------------------------
     def _send_through_urllib3(self, request: Request) -> Any:
+        return self._post_blocking(request.body, dict(request.headers), self.TIMEOUT)
+
+    def _post_blocking(self, body: bytes, headers: dict[str, str], timeout: float) -> Any:
+        """One POST through sentry_sdk's urllib3 pool (proxies, socket options), no retries."""
+        import urllib3
+
         # Our own sends must never become spans, whatever instrumentation is installed.
         token = otel_context.attach(
             otel_context.set_value(otel_context._SUPPRESS_INSTRUMENTATION_KEY, True)
@@ -344,9 +344,10 @@ class EnvelopeTransport(HttpTransport):
             return self._pool.request(
                 "POST",
                 self._auth.get_api_url(),
-                body=request.body,
-                headers=dict(request.headers),
-                timeout=self.TIMEOUT,
+                body=body,
+                headers=headers,
+                timeout=urllib3.Timeout(total=timeout),
+                retries=False,
             )
         finally:
             otel_context.detach(token)
@@ -376,17 +377,12 @@ class EnvelopeTransport(HttpTransport):
             return
         envelopes = [t.envelope for t in tickets]
         kept = exit_spool.persist(self.exit_dir, envelopes) if self.exit_dir else 0
-        self.kept_at_exit += kept
         for _ in range(kept):
             self._settled()
         if kept == len(envelopes):
             return
         for envelope in envelopes[kept:]:
-            for item in envelope.items:
-                self.record_lost_event(
-                    "network_error" if self.breaker.open else "queue_overflow", item=item
-                )
-            self._settled()
+            self._lost(envelope)  # counted as one pushed out of a full spool would be
         self._report_now()
 
     def _report_now(self) -> None:
@@ -400,13 +396,4 @@ class EnvelopeTransport(HttpTransport):
                 return
             _, body, headers = prepared
             self._update_headers(headers)
-            import urllib3
-
-            self._pool.request(
-                "POST",
-                self._auth.get_api_url(),
-                body=body.getvalue(),
-                headers=headers,
-                timeout=urllib3.Timeout(total=1.0),
-                retries=False,
-            )
+            self._post_blocking(body.getvalue(), headers, 1.0)
