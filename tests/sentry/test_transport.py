@@ -39,9 +39,10 @@ def test_it_is_the_default_and_reuses_its_connections(inbox: Inbox) -> None:
     otel_sentry.flush(10)
     inbox.wait_for_items("transaction", count=200, timeout=10)
     assert inbox.counts.requests == 200
-    # Kept-alive connections, reused: not one per envelope (how many depends on how fast the
-    # inbox in this process answers, which the pool measures).
-    assert 1 <= transport.wire.connections_opened <= 50
+    # Kept-alive connections, reused: not one per envelope. How many the pool opens follows the
+    # round trip it measures, and this inbox shares the test's process (and a loaded machine's
+    # cores): 61 were seen under two busy loops, 3-30 on a quiet machine.
+    assert 1 <= transport.wire.connections_opened < 100
     assert inbox.problems == []
 
 
