@@ -66,8 +66,12 @@ def _spooled(home: Path) -> tuple[set[str], int]:
     files = list((home / "otel-sentry" / "spool").rglob("*.env"))
     for path in files:
         for item in Envelope.deserialize(path.read_bytes()).items:
+            # A SIGTERM between a job's child ending and the job itself leaves that child to be
+            # sent alone at shutdown (an orphan transaction named "step"): not a job.
             if item.type == "transaction":
-                names.add(item.get_transaction_event()["transaction"])
+                name = item.get_transaction_event()["transaction"]
+                if name.startswith("job-"):
+                    names.add(name)
     return names, len(files)
 
 
