@@ -16,7 +16,6 @@ grouping into transactions must keep state across batches anyway.
 from __future__ import annotations
 
 import collections
-import json
 import logging
 import os
 import threading
@@ -33,6 +32,7 @@ from sentry_sdk.envelope import Envelope, Item, PayloadRef
 from sentry_sdk.transport import Transport
 
 from otel_sentry import scrub
+from otel_sentry.sentry.encode import dumps
 from otel_sentry.sentry.limits import MAX_ITEM_BYTES, fit_transaction
 from otel_sentry.sentry.noise import NoiseFilter
 from otel_sentry.sentry.privacy import scrub_event
@@ -53,19 +53,6 @@ def _current_transport() -> Transport | None:
     import sentry_sdk
 
     return sentry_sdk.get_client().transport
-
-
-def _dumps(event: dict[str, Any]) -> bytes:
-    try:
-        return json.dumps(event, separators=(",", ":"), allow_nan=False, default=str).encode()
-    except ValueError:  # NaN or infinity in an attribute: not JSON; Sentry would reject it
-        text = json.dumps(event, separators=(",", ":"), default=str)
-        return (
-            text.replace("NaN", "null")
-            .replace("-Infinity", "null")
-            .replace("Infinity", "null")
-            .encode()
-        )
 
 
 class TransactionExporter(SpanProcessor):
@@ -303,11 +290,11 @@ def transaction_envelope(
     }
     if defaults.sdk:
         headers["sdk"] = dict(defaults.sdk)
-    body = _dumps(event)
+    body = dumps(event)
     if len(body) > MAX_ITEM_BYTES:  # Relay would refuse it whole
         dropped = fit_transaction(event, len(body))
         if dropped:
             transport.record_lost_event("buffer_overflow", "span", quantity=dropped)
-        body = _dumps(event)
+        body = dumps(event)
     item = Item(payload=PayloadRef(bytes=body, json=event), type="transaction")
     return Envelope(headers=headers, items=[item])

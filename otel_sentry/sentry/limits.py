@@ -18,8 +18,9 @@ Only items whose serialized size is over the limit pay for any of this.
 
 from __future__ import annotations
 
-import json
 from typing import Any
+
+from otel_sentry.sentry.encode import dumps
 
 __all__ = ["MAX_ITEM_BYTES", "fit_event", "fit_transaction"]
 
@@ -30,7 +31,7 @@ _CUT = "..."
 
 
 def _size(event: dict[str, Any]) -> int:
-    return len(json.dumps(event, separators=(",", ":"), default=str).encode())
+    return len(dumps(event))
 
 
 def _shorten_values(data: dict[str, Any], limit: int) -> None:

@@ -30,16 +30,18 @@ compression) and change how envelopes travel, measured in BENCHMARKS.md ("distan
 
 from __future__ import annotations
 
+import io
 import os
 import ssl
 import threading
 import time
 import weakref
+import zlib
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 import certifi
@@ -50,9 +52,15 @@ from sentry_sdk.utils import capture_internal_exceptions
 
 from otel_sentry.sentry import exit_spool
 from otel_sentry.sentry.capture import add_source_context
+from otel_sentry.sentry.encode import dumps
 from otel_sentry.sentry.spool import Breaker, Spool, Ticket, slim
 from otel_sentry.sentry.wire import Request, Response, Wire
 from otel_sentry.sentry.wire.threaded import ThreadedWire
+
+try:  # sentry_sdk compresses with brotli when it is installed, as we do
+    import brotli
+except ImportError:  # pragma: no cover
+    brotli = None
 
 __all__ = ["EnvelopeTransport"]
 
@@ -200,6 +208,23 @@ class EnvelopeTransport(HttpTransport):
                     with capture_internal_exceptions():
                         add_source_context(event)  # here, not on the request (capture.py)
         super()._send_envelope(envelope)
+
+    def _serialize_envelope(self, envelope: Envelope) -> tuple[str | None, io.BytesIO]:
+        # sentry_sdk's, with the header lines through orjson (encode.py) and gzip in one call
+        # instead of a GzipFile: the same bytes on the wire, for a third of the CPU of a
+        # transaction envelope on the thread that competes with requests for the GIL.
+        parts = [dumps(envelope.headers), b"\n"]
+        for item in envelope.items:
+            payload = item.get_bytes()
+            parts += [dumps({**item.headers, "length": len(payload)}), b"\n", payload, b"\n"]
+        raw = b"".join(parts)
+        algo = cast("str | None", self._compression_algo)  # sentry_sdk's first assignment: None
+        if self._compression_level == 0 or algo is None:
+            return None, io.BytesIO(raw)
+        if algo == "br" and brotli is not None:
+            return "br", io.BytesIO(brotli.compress(raw, quality=self._compression_level))
+        gzipped = zlib.compressobj(self._compression_level, zlib.DEFLATED, 31)
+        return "gzip", io.BytesIO(gzipped.compress(raw) + gzipped.flush())
 
     def _send_request(
         self,
