@@ -81,24 +81,28 @@ class _Link(asyncio.Protocol):
         codec = self.codec
         assert codec is not None and self.transport is not None
         again: list[tuple[Request, bool]] = []
+        failed: Exception | None = None
         try:
             if isinstance(codec, Http2):
                 done, again = codec.feed(data)
+                failed = codec.error
                 out = codec.outbound()
-                if out:
+                if out and failed is None:
                     self.transport.write(out)
             else:
                 done = codec.feed(data)
         except (ConnectionLostError, ValueError) as exc:
-            _log.debug("otel-sentry: dropping a connection to Sentry: %s", exc)
-            codec.closing = True  # connection_lost hands back what it carried
-            self.transport.abort()
-            return
+            done, failed = [], exc
         wire = self.wire
         for request, response in done:
             wire._answer(request, response, None)
         for request, unprocessed in again:
             wire._again(request, ConnectionLostError("the stream was reset"), unprocessed)
+        if failed is not None:
+            _log.debug("otel-sentry: dropping a connection to Sentry: %s", failed)
+            codec.closing = True  # connection_lost hands back what it carried
+            self.transport.abort()
+            return
         if not codec.in_flight():
             self.idle_since = time.monotonic()
             if codec.closing:
