@@ -271,7 +271,9 @@ class EnvelopeTransport(HttpTransport):
         finally:
             self.spool.release(ticket)
             self._settled()
-        if len(self.spool):
+        if len(self.spool) and self.wire.outstanding < self.max_in_flight:
+            # Only when the replay can send: woken for every answer while the wire is full, it
+            # took the GIL a thousand times a second to find no room.
             self._wake_replay()
         with capture_internal_exceptions():
             report = self._fetch_pending_client_report(interval=60)
