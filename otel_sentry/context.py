@@ -44,11 +44,17 @@ def _recording_root() -> Span | None:
     return current if isinstance(current, Span) and current.is_recording() else None
 
 
-def _pii_allowed() -> bool:
-    from otel_sentry.setup import current_settings  # setup imports this module's package
+_send_default_pii = False
 
-    settings = current_settings()
-    return bool(settings and settings.send_default_pii)
+
+def configure(*, send_default_pii: bool) -> None:
+    """``init()`` says whether personal data may be recorded (``shutdown()``: no longer)."""
+    global _send_default_pii
+    _send_default_pii = send_default_pii
+
+
+def _pii_allowed() -> bool:
+    return _send_default_pii
 
 
 def set_user(user: Mapping[str, Any] | None) -> None:

@@ -35,8 +35,8 @@ from opentelemetry.util._importlib_metadata import EntryPoint
 
 from otel_sentry.config import ConfigError, resolve
 from otel_sentry.instrument import registry
+from otel_sentry.parsers import parse_rate
 from otel_sentry.sentry.sampler import SentrySampler
-from otel_sentry.values import parse_rate
 
 __all__ = ["SentryConfigurator", "SentryDistro", "sentry_sampler"]
 

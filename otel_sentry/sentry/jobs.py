@@ -1,7 +1,7 @@
 """Celery task failures -> Sentry issues, linked to the attempt's ``queue.process`` span.
 
-sentry_sdk's own CeleryIntegration is switched off (see ``setup._replaced_integrations``): it
-starts its own transactions and writes its own ``sentry-trace``/``baggage`` into every task
+sentry_sdk's own CeleryIntegration is switched off (``sentry/client.py``): it starts its own
+transactions and writes its own ``sentry-trace``/``baggage`` into every task
 message, from sentry_sdk's scope rather than the OpenTelemetry span, and our propagator prefers
 ``sentry-trace`` when both disagree, so the worker would continue the wrong trace. What it did
 beyond tracing is done here, from Celery's signals:

@@ -2,7 +2,7 @@
 
 Relay refuses an envelope item over 1 MiB (an event or a transaction) and trims long strings
 itself; an item it refuses is lost whole. Strings are bounded where they are made: span
-attributes by the ``TracerProvider``'s limits (``setup.py``), event strings by sentry_sdk's
+attributes by the ``TracerProvider``'s limits (``pipeline.py``), event strings by sentry_sdk's
 ``max_value_length``. What can still grow past the limit is *how many* of them there are: a
 transaction with a thousand spans each carrying a 16 KiB statement, an event with a hundred
 breadcrumbs full of data. These functions make such an item fit, dropping the least useful

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from otel_sentry.values import NOISE_FILTERS
+from otel_sentry.parsers import NOISE_FILTERS
 
 __all__ = ["HEALTH_ROUTES", "NOISE_FILTERS", "NoiseFilter"]
 

@@ -63,6 +63,7 @@ __all__ = [
     "DEFAULT_DENIED_HOSTS",
     "HeadDsc",
     "SentryPropagator",
+    "configure",
     "head_from_settings",
     "should_propagate",
 ]
@@ -278,19 +279,18 @@ def head_from_settings(settings: Any) -> HeadDsc:
 
 
 _NO_SETTINGS = HeadDsc()
-_cached: tuple[object, HeadDsc] = (None, _NO_SETTINGS)
+_head = _NO_SETTINGS
+
+
+def configure(head: HeadDsc | None) -> None:
+    """What a propagator built without arguments puts in the DSCs it starts: ``init()`` calls
+    this with :func:`head_from_settings`, ``shutdown()`` with None (no DSN: no DSC)."""
+    global _head
+    _head = head if head is not None else _NO_SETTINGS
 
 
 def _head_from_settings() -> HeadDsc:
-    global _cached
-    from otel_sentry.setup import current_settings  # setup imports this module
-
-    settings = current_settings()
-    if settings is None:
-        return _NO_SETTINGS
-    if _cached[0] is not settings:  # computed once per init(), not per request
-        _cached = (settings, head_from_settings(settings))
-    return _cached[1]
+    return _head
 
 
 def _rate(text: str | None) -> float | None:

@@ -18,15 +18,6 @@ def _tracer() -> trace.Tracer:
     return trace.get_tracer("tests")
 
 
-def _discarded(inbox: Inbox) -> dict[tuple[str, str], int]:
-    out: dict[tuple[str, str], int] = {}
-    for report in inbox.client_reports():
-        for d in report.get("discarded_events", []):
-            key = (d["reason"], d["category"])
-            out[key] = out.get(key, 0) + d["quantity"]
-    return out
-
-
 def test_transaction_carries_resource_dsc_and_no_internal_attributes(inbox: Inbox) -> None:
     otel_sentry.init(
         dsn=inbox.dsn(), instrument=False, release="svc@2", environment="qa", service_name="svc"
@@ -78,7 +69,9 @@ def test_unsampled_roots_are_reported_as_sample_rate_drops(inbox: Inbox) -> None
         with _tracer().start_as_current_span("dropped") as span:
             assert not span.is_recording()
     otel_sentry.flush(5)
-    assert inbox.wait_for(lambda i: _discarded(i).get(("sample_rate", "transaction")) == 25, 10)
+    assert inbox.wait_for(
+        lambda i: i.counts.discarded.get(("sample_rate", "transaction")) == 25, 10
+    )
     assert inbox.transactions() == []
 
 
@@ -91,7 +84,7 @@ def test_spans_over_the_cap_are_counted_as_buffer_overflow(inbox: Inbox) -> None
     otel_sentry.flush(5)
     [item] = inbox.wait_for_items("transaction")
     assert len(item.json["spans"]) == 1_000
-    assert inbox.wait_for(lambda i: _discarded(i).get(("buffer_overflow", "span")) == 10, 10)
+    assert inbox.wait_for(lambda i: i.counts.discarded.get(("buffer_overflow", "span")) == 10, 10)
 
 
 def test_before_send_transaction_can_edit_and_drop(inbox: Inbox) -> None:
@@ -108,7 +101,7 @@ def test_before_send_transaction_can_edit_and_drop(inbox: Inbox) -> None:
     otel_sentry.flush(5)
     [item] = inbox.wait_for_items("transaction")
     assert item.json["transaction"] == "public" and item.json["tags"] == {"edited": "yes"}
-    assert inbox.wait_for(lambda i: _discarded(i).get(("before_send", "transaction")) == 1, 10)
+    assert inbox.wait_for(lambda i: i.counts.discarded.get(("before_send", "transaction")) == 1, 10)
 
 
 def test_late_children_arrive_on_the_same_trace(inbox: Inbox) -> None:
@@ -159,18 +152,18 @@ def test_both_modes_and_a_generic_otlp_endpoint(
 
 
 def test_a_full_export_queue_reports_the_transactions_it_drops(inbox: Inbox) -> None:
-    from otel_sentry import setup
+    from otel_sentry import pipeline
     from otel_sentry.sentry.exporter import TransactionExporter
 
     otel_sentry.init(dsn=inbox.dsn(), instrument=False)
-    [exporter] = [t for t in setup._switchboard.targets if isinstance(t, TransactionExporter)]
+    [exporter] = [t for t in pipeline.switchboard.targets if isinstance(t, TransactionExporter)]
     exporter._max_queue = 5  # the worker drains it every 0.5 s; 40 spans end within a few ms
     for i in range(40):
         with _tracer().start_as_current_span(f"job-{i}"):
             pass
     otel_sentry.flush(5)
-    assert inbox.wait_for(lambda i: ("queue_overflow", "transaction") in _discarded(i), 10)
-    dropped = _discarded(inbox)[("queue_overflow", "transaction")]
+    assert inbox.wait_for(lambda i: ("queue_overflow", "transaction") in i.counts.discarded, 10)
+    dropped = inbox.counts.discarded[("queue_overflow", "transaction")]
     assert dropped > 0
     assert len(inbox.transactions()) + dropped == 40
-    assert _discarded(inbox)[("queue_overflow", "span")] == dropped  # no children here
+    assert inbox.counts.discarded[("queue_overflow", "span")] == dropped  # no children here

@@ -1,4 +1,4 @@
-"""How each kind of setting is read from a raw value (a keyword argument or a variable).
+"""How each kind of option value is parsed from a raw value (a keyword argument or a variable).
 
 Each parser returns the typed value or raises ``ValueError`` saying what was expected; the
 config module turns that into a ``ConfigError`` naming the setting and the fix.
@@ -26,6 +26,7 @@ __all__ = [
     "parse_instrument",
     "parse_llm_content_mode",
     "parse_megabytes",
+    "parse_name",
     "parse_names",
     "parse_noise_filters",
     "parse_optional_ms",
@@ -79,6 +80,14 @@ def parse_text(raw: object) -> str | None:
         return None
     text = str(raw).strip()
     return text or None
+
+
+def parse_name(raw: object) -> str:
+    """Text that must not be empty (an environment name)."""
+    text = parse_text(raw)
+    if text is None:
+        raise ValueError("expected a name, not an empty value")
+    return text
 
 
 def parse_dsn_text(raw: object) -> str | None:
