@@ -1,4 +1,4 @@
-"""LLM calls as GenAI spans: ``llm_span()`` for any provider, and the OpenAI/Anthropic SDKs.
+"""LLM calls as GenAI spans, for any provider: ``llm_span()``, ``tool_span()``, ``agent_span()``.
 
 Every call becomes one span named per the OpenTelemetry GenAI conventions (``chat gpt-4o``,
 ``execute_tool get_weather``, ``invoke_agent planner``) with ``gen_ai.operation.name``,
@@ -15,12 +15,9 @@ in full (truncated) by default, or as a sha256 of the scrubbed text plus a short
         call.set_response(model=reply.model, finish_reasons=["stop"])
         call.set_usage(input_tokens=reply.usage.prompt_tokens, output_tokens=...)
 
-``instrument_llm_clients()`` does this for the official SDKs. OpenAI: a thin wrapper of ours
-around ``chat.completions.create`` (sync, async, streaming), because the contrib
-``opentelemetry-instrumentation-openai-v2`` (2.4b0) fails to import with the current
-``opentelemetry-util-genai`` (1.2+) and records neither time to first chunk nor cached and
-reasoning tokens. Anthropic: the SDK (2.x) traces its own calls with the same conventions, so we
-leave it to that and add nothing that would double its spans.
+``instrument_llm_clients()`` does this for the official OpenAI and Anthropic SDKs; that lives in
+``llm_clients``, which builds on the spans here, and is offered here too because this module is
+where an app looks for its LLM tracing.
 
 Only the OpenTelemetry API is used here; what Sentry makes of these spans is decided on export.
 """
@@ -29,19 +26,19 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import importlib.util
 import inspect
 import json
-import logging
 import os
-import sys
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
+from contextvars import Token
+from types import TracebackType
 from typing import Any, TypeVar, cast
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
+from opentelemetry.context import Context
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
@@ -56,7 +53,6 @@ __all__ = [
     "uninstrument_llm_clients",
 ]
 
-_log = logging.getLogger("otel_sentry")
 _F = TypeVar("_F", bound=Callable[..., Any])
 
 CAPTURE_CONTENT_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
@@ -250,6 +246,55 @@ def _error_type(error: BaseException) -> str:
     return f"{type(error).__module__}.{type(error).__qualname__}"
 
 
+class _InSpan:
+    """One GenAI span, started and made current on entering a ``with`` block.
+
+    Leaving the block detaches its context, then ends the span: with the exception if one
+    escaped, with OK status otherwise, unless ``end_on_success`` is false: then a clean exit
+    leaves the span open for the caller to end through the ``LlmCall`` (a stream's span ends
+    with the stream, not when the call that opened it returns). Every GenAI span here runs
+    through this, so a failure is recorded and the context restored the same way everywhere.
+    """
+
+    __slots__ = ("_attributes", "_end_on_success", "_kind", "_name", "_token", "call")
+
+    call: LlmCall
+    _token: Token[Context]
+
+    def __init__(
+        self,
+        name: str,
+        attributes: dict[str, AttributeValue],
+        kind: SpanKind,
+        end_on_success: bool,
+    ) -> None:
+        self._name = name
+        self._attributes = attributes
+        self._kind = kind
+        self._end_on_success = end_on_success
+
+    def __enter__(self) -> LlmCall:
+        span = _TRACER.start_span(self._name, kind=self._kind, attributes=self._attributes)
+        ctx = trace.set_span_in_context(span)
+        if not _Settings.http_spans and self._kind is SpanKind.CLIENT:
+            ctx = otel_context.set_value(_SUPPRESS_HTTP_KEY, True, ctx)
+        self.call = LlmCall(span)
+        self._token = otel_context.attach(ctx)
+        return self.call
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        otel_context.detach(self._token)
+        if exc is not None:
+            self.call.end(exc)
+        elif self._end_on_success:
+            self.call.end()
+
+
 class _GenAiSpan(AbstractContextManager[LlmCall]):
     """``with`` block or decorator (sync and async) around one GenAI span."""
 
@@ -257,24 +302,25 @@ class _GenAiSpan(AbstractContextManager[LlmCall]):
         self._name = name
         self._attributes = attributes
         self._kind = kind
-        self._stack: list[tuple[LlmCall, object, object]] = []
+        self._stack: list[_InSpan] = []
 
-    def start(self) -> tuple[LlmCall, object, object]:
-        span = _TRACER.start_span(self._name, kind=self._kind, attributes=self._attributes)
-        ctx = trace.set_span_in_context(span)
-        if not _Settings.http_spans and self._kind is SpanKind.CLIENT:
-            ctx = otel_context.set_value(_SUPPRESS_HTTP_KEY, True, ctx)
-        return LlmCall(span), ctx, otel_context.attach(ctx)
+    def in_span(self, *, end_on_success: bool = True) -> _InSpan:
+        """A fresh run of this span for one call: ``with scope.in_span() as call: ...``."""
+        return _InSpan(self._name, self._attributes, self._kind, end_on_success)
 
     def __enter__(self) -> LlmCall:
-        entry = self.start()
-        self._stack.append(entry)
-        return entry[0]
+        run = self.in_span()
+        call = run.__enter__()
+        self._stack.append(run)
+        return call
 
-    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
-        call, _, token = self._stack.pop()
-        otel_context.detach(token)  # type: ignore[arg-type]
-        call.end(exc)
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._stack.pop().__exit__(exc_type, exc, tb)
 
     def __call__(self, func: _F) -> _F:
         # A decorated function may run in many threads or tasks at once: each call gets its own
@@ -282,34 +328,18 @@ class _GenAiSpan(AbstractContextManager[LlmCall]):
         if inspect.iscoroutinefunction(func):
 
             @functools.wraps(func)
-            async def run_async(*args: Any, **kwargs: Any) -> Any:
-                call, _, token = self.start()
-                try:
-                    result = await func(*args, **kwargs)
-                except BaseException as exc:
-                    otel_context.detach(token)  # type: ignore[arg-type]
-                    call.end(exc)
-                    raise
-                otel_context.detach(token)  # type: ignore[arg-type]
-                call.end()
-                return result
+            async def traced_async(*args: Any, **kwargs: Any) -> Any:
+                with self.in_span():
+                    return await func(*args, **kwargs)
 
-            return cast(_F, run_async)
+            return cast(_F, traced_async)
 
         @functools.wraps(func)
-        def run(*args: Any, **kwargs: Any) -> Any:
-            call, _, token = self.start()
-            try:
-                result = func(*args, **kwargs)
-            except BaseException as exc:
-                otel_context.detach(token)  # type: ignore[arg-type]
-                call.end(exc)
-                raise
-            otel_context.detach(token)  # type: ignore[arg-type]
-            call.end()
-            return result
+        def traced(*args: Any, **kwargs: Any) -> Any:
+            with self.in_span():
+                return func(*args, **kwargs)
 
-        return cast(_F, run)
+        return cast(_F, traced)
 
 
 def llm_span(
@@ -379,298 +409,22 @@ def agent_span(
     return _GenAiSpan(f"invoke_agent {name}", attrs, SpanKind.INTERNAL)
 
 
-# -- OpenAI chat completions ------------------------------------------------------------------
-
-
-def _get(obj: Any, name: str) -> Any:
-    if obj is None:
-        return None
-    if isinstance(obj, dict):
-        return obj.get(name)
-    return getattr(obj, name, None)
-
-
-def _openai_usage(call: LlmCall, usage: Any) -> None:
-    if usage is None:
-        return
-    call.set_usage(
-        input_tokens=_get(usage, "prompt_tokens"),
-        output_tokens=_get(usage, "completion_tokens"),
-        cached_input_tokens=_get(_get(usage, "prompt_tokens_details"), "cached_tokens"),
-        reasoning_output_tokens=_get(_get(usage, "completion_tokens_details"), "reasoning_tokens"),
-    )
-
-
-def _openai_input(kwargs: Mapping[str, Any]) -> list[dict[str, Any]]:
-    out = []
-    for message in kwargs.get("messages") or ():
-        content = _get(message, "content")
-        parts = (
-            [{"type": "text", "content": content}]
-            if isinstance(content, str)
-            else [{"type": "json", "content": content}]
-        )
-        out.append({"role": _get(message, "role"), "parts": parts})
-    return out
-
-
-def _openai_result(call: LlmCall, kwargs: Mapping[str, Any], result: Any) -> None:
-    choices = _get(result, "choices") or ()
-    call.set_response(
-        model=_get(result, "model"),
-        response_id=_get(result, "id"),
-        finish_reasons=[r for c in choices if (r := _get(c, "finish_reason"))],
-    )
-    _openai_usage(call, _get(result, "usage"))
-    if _capture_content():
-        outputs = [
-            {
-                "role": "assistant",
-                "parts": [{"type": "text", "content": _get(_get(c, "message"), "content")}],
-                "finish_reason": _get(c, "finish_reason"),
-            }
-            for c in choices
-        ]
-        call.record_content(input_messages=_openai_input(kwargs), output_messages=outputs)
-
-
-class _StreamState:
-    """What a chat completion stream said so far, recorded on the span when it ends."""
-
-    __slots__ = ("call", "ended", "finish", "kwargs", "model", "response_id", "text", "usage")
-
-    def __init__(self, call: LlmCall, kwargs: Mapping[str, Any]) -> None:
-        self.call = call
-        self.kwargs = kwargs
-        self.model: str | None = None
-        self.response_id: str | None = None
-        self.finish: list[str] = []
-        self.usage: Any = None
-        self.text: list[str] = []
-        self.ended = False
-
-    def chunk(self, chunk: Any) -> None:
-        self.call.first_chunk()
-        self.model = _get(chunk, "model") or self.model
-        self.response_id = _get(chunk, "id") or self.response_id
-        usage = _get(chunk, "usage")
-        if usage is not None:
-            self.usage = usage
-        for choice in _get(chunk, "choices") or ():
-            reason = _get(choice, "finish_reason")
-            if reason:
-                self.finish.append(reason)
-            text = _get(_get(choice, "delta"), "content")
-            if text:
-                self.text.append(text)
-
-    def end(self, error: BaseException | None = None) -> None:
-        if self.ended:
-            return
-        self.ended = True
-        call = self.call
-        call.set_response(
-            model=self.model, response_id=self.response_id, finish_reasons=self.finish
-        )
-        _openai_usage(call, self.usage)
-        if _capture_content():
-            output = [
-                {"role": "assistant", "parts": [{"type": "text", "content": "".join(self.text)}]}
-            ]
-            call.record_content(input_messages=_openai_input(self.kwargs), output_messages=output)
-        call.end(error)
-
-
-class _SyncStream:
-    """The SDK's stream, passed through chunk by chunk; the span ends with the stream."""
-
-    def __init__(self, stream: Any, state: _StreamState) -> None:
-        self._stream = stream
-        self._state = state
-
-    def __iter__(self) -> Iterator[Any]:
-        return self
-
-    def __next__(self) -> Any:
-        try:
-            chunk = next(self._stream)
-        except StopIteration:
-            self._state.end()
-            raise
-        except Exception as exc:
-            self._state.end(exc)
-            raise
-        self._state.chunk(chunk)
-        return chunk
-
-    def __enter__(self) -> _SyncStream:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self._state.end()
-        self._stream.close()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._stream, name)
-
-
-class _AsyncStream:
-    def __init__(self, stream: Any, state: _StreamState) -> None:
-        self._stream = stream
-        self._state = state
-
-    def __aiter__(self) -> AsyncIterator[Any]:
-        return self
-
-    async def __anext__(self) -> Any:
-        try:
-            chunk = await self._stream.__anext__()
-        except StopAsyncIteration:
-            self._state.end()
-            raise
-        except Exception as exc:
-            self._state.end(exc)
-            raise
-        self._state.chunk(chunk)
-        return chunk
-
-    async def __aenter__(self) -> _AsyncStream:
-        return self
-
-    async def __aexit__(self, *exc: Any) -> None:
-        await self.close()
-
-    async def close(self) -> None:
-        self._state.end()
-        await self._stream.close()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._stream, name)
-
-
-def _openai_span(instance: Any, kwargs: Mapping[str, Any]) -> _GenAiSpan:
-    client = getattr(instance, "_client", None)
-    base_url = getattr(client, "base_url", None)
-    host = getattr(base_url, "host", None)
-    return llm_span(
-        "chat",
-        provider="openai",
-        request_model=str(kwargs.get("model") or "") or None,
-        stream=bool(kwargs.get("stream")),
-        server_address=host if isinstance(host, str) else None,
-    )
-
-
-def _openai_finish(call: Any, kwargs: dict[str, Any], result: Any, stream: type) -> Any:
-    """After the call returned: a stream ends the span when it is consumed, anything else now."""
-    if kwargs.get("stream"):
-        return stream(result, _StreamState(call, kwargs))
-    try:
-        _openai_result(call, kwargs, result)
-    finally:
-        call.end()
-    return result
-
-
-def _wrap_openai_sync(original: Callable[..., Any]) -> Callable[..., Any]:
-    @functools.wraps(original)
-    def create(self: Any, *args: Any, **kwargs: Any) -> Any:
-        scope = _openai_span(self, kwargs)
-        call, _, token = scope.start()
-        try:
-            result = original(self, *args, **kwargs)
-        except BaseException as exc:
-            otel_context.detach(token)  # type: ignore[arg-type]
-            call.end(exc)
-            raise
-        otel_context.detach(token)  # type: ignore[arg-type]
-        return _openai_finish(call, kwargs, result, _SyncStream)
-
-    return create
-
-
-def _wrap_openai_async(original: Callable[..., Any]) -> Callable[..., Any]:
-    @functools.wraps(original)
-    async def create(self: Any, *args: Any, **kwargs: Any) -> Any:
-        scope = _openai_span(self, kwargs)
-        call, _, token = scope.start()
-        try:
-            result = await original(self, *args, **kwargs)
-        except BaseException as exc:
-            otel_context.detach(token)  # type: ignore[arg-type]
-            call.end(exc)
-            raise
-        otel_context.detach(token)  # type: ignore[arg-type]
-        return _openai_finish(call, kwargs, result, _AsyncStream)
-
-    return create
-
-
-_patched: list[tuple[type, str, Any]] = []
-
-
-def _patch(
-    cls: type, name: str, wrapper: Callable[[Callable[..., Any]], Callable[..., Any]]
-) -> None:
-    original = cls.__dict__[name]
-    if getattr(original, "_otel_sentry_llm", False):
-        return
-    wrapped = wrapper(original)
-    wrapped._otel_sentry_llm = True  # type: ignore[attr-defined]
-    setattr(cls, name, wrapped)
-    _patched.append((cls, name, original))
+# The SDK hooks in llm_clients build on the spans above, so they are imported when called: a
+# module-level import in each direction would leave llm_clients unimportable on its own.
 
 
 def instrument_llm_clients() -> list[str]:
     """Trace the installed LLM SDKs; returns their names. Idempotent, never raises.
 
-    Nothing is imported here: importing ``anthropic`` costs ~3 s of CPU and ``openai`` ~1 s, a
-    price an app that never calls them must not pay at startup. OpenAI is patched when the app
-    imports it (now, if it already has).
+    See ``otel_sentry.instrument.llm_clients.instrument_llm_clients``.
     """
-    done: list[str] = []
-    if importlib.util.find_spec("openai") is not None:
-        if "openai" in sys.modules:
-            _patch_openai(sys.modules["openai"])
-        else:
-            try:
-                from wrapt import register_post_import_hook
-            except ImportError:  # no post-import hooks: pay for the import now
-                _patch_openai(None)
-            else:
-                register_post_import_hook(_patch_openai, "openai")
-        done.append("openai")
-    spec = importlib.util.find_spec("anthropic")
-    if spec is not None:
-        locations = list(spec.submodule_search_locations or ())
-        if any(os.path.exists(os.path.join(p, "_tracing.py")) for p in locations):
-            # The SDK writes trace headers itself, without asking whether they may go to the
-            # request's URL; left to the HTTP client instrumentation, the configured
-            # propagator decides (trace headers stay away from api.anthropic.com).
-            os.environ.setdefault("ANTHROPIC_OPEN_TELEMETRY_PROPAGATION", "false")
-            done.append("anthropic")
-        else:
-            _log.warning(
-                "otel-sentry: this anthropic version does not trace its own calls; upgrade to "
-                "anthropic>=2.12 for GenAI spans"
-            )
-    return done
+    from otel_sentry.instrument import llm_clients
 
-
-def _patch_openai(module: object) -> None:
-    try:
-        from openai.resources.chat.completions import AsyncCompletions, Completions
-    except Exception:  # a layout this wrapper does not know: no spans rather than a crash
-        _log.warning("otel-sentry: this openai version is not supported; no GenAI spans")
-        return
-    _patch(Completions, "create", _wrap_openai_sync)
-    _patch(AsyncCompletions, "create", _wrap_openai_async)
+    return llm_clients.instrument_llm_clients()
 
 
 def uninstrument_llm_clients() -> None:
-    while _patched:
-        cls, name, original = _patched.pop()
-        setattr(cls, name, original)
+    """Restore the SDK methods ``instrument_llm_clients`` wrapped."""
+    from otel_sentry.instrument import llm_clients
+
+    llm_clients.uninstrument_llm_clients()

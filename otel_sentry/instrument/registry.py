@@ -45,8 +45,8 @@ _EXTENSIONS: dict[str, Callable[[TracerProvider], object]] = {
     "celery": instrument_celery,
 }
 
-# Names `instrument` accepts for libraries traced by our own code (instrument/llm.py), not by an
-# entry point.
+# Names `instrument` accepts for libraries traced by our own code (instrument/llm_clients.py), not
+# by an entry point.
 _OWN_INSTRUMENTATIONS = frozenset({"openai", "anthropic"})
 
 # Instrumentors whose spans duplicate or contradict what another one already gives us.
