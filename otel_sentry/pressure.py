@@ -29,6 +29,10 @@ burst worked off within a second or one slow callback (an error being captured) 
 Once shedding, falling behind again halves at once. The factor grows back only when the loop
 is under ``lag_ok`` (10 ms) late and the process uses under ``cpu_spare`` (75%) of a core; in
 between it holds. Vendor-neutral: no Sentry here.
+
+Time comes from ``clock`` (``time.monotonic``) and CPU time from ``cpu_time``
+(``time.process_time``), both injectable; how late the probe runs, how long the loop has been
+behind and the CPU share's window are measured on the loop's own clock (``loop.time()``).
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ import logging
 import threading
 import time
 import weakref
+from collections.abc import Callable
 from typing import Any
 
 from otel_sentry.counters import DropCounter
@@ -68,8 +73,12 @@ class LoadShedder:
         cpu_spare: float = 0.75,
         backlog_overload: float = 0.25,
         floor: float = 0.01,
+        clock: Callable[[], float] = time.monotonic,
+        cpu_time: Callable[[], float] = time.process_time,
     ) -> None:
         self.factor = 1.0
+        self._clock = clock
+        self._cpu_time = cpu_time
         self.interval = interval
         self.lag_overload = lag_overload
         self.lag_ok = lag_ok
@@ -129,7 +138,7 @@ class LoadShedder:
             self._behind_since = None
             # Growing back only with CPU to spare (under 75% of a core): it holds otherwise.
             overloaded = False if lag < self.lag_ok and cpu < self.cpu_spare else None
-        self._loop_state = (overloaded, time.monotonic())
+        self._loop_state = (overloaded, self._clock())
         self._step()
         if not loop.is_closed():
             loop.call_later(self.interval, self._probe, loop, now + self.interval)
@@ -140,12 +149,13 @@ class LoadShedder:
         With few client connections the queue is not in the loop but in the clients (each
         waits for its answer before sending the next request): the loop stays only a little
         late while the process is saturated. CPU time tells that case apart from a busy loop
-        that keeps up. ``time.process_time()`` is a system call: once per probe, not per request.
+        that keeps up. ``cpu_time()`` (``time.process_time``) is a system call: once per probe,
+        not per request.
         """
         since, cpu_then = self._cpu_mark
         if now - since < 0.25:
             return self._cpu
-        cpu = time.process_time()
+        cpu = self._cpu_time()
         self._cpu = (cpu - cpu_then) / (now - since)
         self._cpu_mark = (now, cpu)
         return self._cpu
@@ -155,12 +165,12 @@ class LoadShedder:
             return
         ratio = queued / capacity
         overloaded = True if ratio >= self.backlog_overload else (False if ratio < 0.05 else None)
-        self._backlog_state = (overloaded, time.monotonic())
+        self._backlog_state = (overloaded, self._clock())
         self._step()
 
     # -- control ------------------------------------------------------------------------------
     def _step(self) -> None:
-        now = time.monotonic()
+        now = self._clock()
         with self._lock:
             if now - self._last_step < self.interval * 0.9:
                 return

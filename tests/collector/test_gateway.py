@@ -33,6 +33,14 @@ def gateway(otelcol: Path) -> Iterator[tuple[Collector, Inbox, Inbox]]:
             yield collector, sentry, backend
 
 
+def _wait_for_traces(collector: Collector, inboxes: tuple[Inbox, ...], trace_ids: set[str]) -> None:
+    for inbox in inboxes:
+        arrived = inbox.wait_for(
+            lambda box: trace_ids <= {s["trace_id"] for s in box.otlp_spans()}, timeout=20
+        )
+        assert arrived, (inbox.counts.summary(), collector.log()[-3000:])
+
+
 def test_tail_sampling_keeps_errors_and_slow_traces_and_drops_the_rest(
     gateway: tuple[Collector, Inbox, Inbox],
 ) -> None:
@@ -44,13 +52,15 @@ def test_tail_sampling_keeps_errors_and_slow_traces_and_drops_the_rest(
     post_spans(collector, [ok, failed, slow], service="gateway-test")
 
     kept = {failed["traceId"], slow["traceId"]}
-    for inbox in (sentry, backend):
-        arrived = inbox.wait_for(
-            lambda box: kept <= {s["trace_id"] for s in box.otlp_spans()}, timeout=20
-        )
-        assert arrived, (inbox.counts.summary(), collector.log()[-3000:])
-    # The ok trace was decided on the same tick as the other two; give a straggler a moment.
-    time.sleep(2)
+    _wait_for_traces(collector, (sentry, backend), kept)
+    # The ok trace was decided on the same tick as the other two, and had it been kept, it
+    # would be on its way with them. A kept trace sent now is decided on a later tick and goes
+    # out behind it: once that one has arrived, the ok trace would have too.
+    now = time.time_ns()
+    later = otlp_span("GET /broken-later", now, now + 20_000_000, error=True)
+    post_spans(collector, [later], service="gateway-test")
+    kept.add(later["traceId"])
+    _wait_for_traces(collector, (sentry, backend), kept)
     for inbox in (sentry, backend):
         assert {s["trace_id"] for s in inbox.otlp_spans()} == kept
     assert {s["path"] for s in sentry.otlp_spans()} == {"/api/7/integration/otlp/v1/traces"}

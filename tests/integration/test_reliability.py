@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import signal
 import time
+from collections import Counter
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any
 import pytest
 
 from otel_sentry.inbox import Fault, Inbox
+from otel_sentry.sentry.spool import read_file
 from tests.support.example_app import App
 
 pytestmark = pytest.mark.integration
@@ -45,8 +47,16 @@ def _transactions(inbox: Inbox, name: str) -> list[dict[str, Any]]:
     return [t for t in inbox.transactions() if t.get("transaction") == name]
 
 
-def _discarded(inbox: Inbox) -> dict[tuple[str, str], int]:
-    return dict(inbox.counts.discarded)
+def _spooled(spool: Path) -> Counter[str]:
+    """The transactions and errors in a spool directory's files, by type, each counted once."""
+    found: dict[str, str] = {}
+    for path in spool.rglob("*.env"):
+        envelope = read_file(path)  # None if it moved or went meanwhile: found on a later look
+        for item in envelope.items if envelope is not None else ():
+            event = item.payload.json  # parsed for transactions and errors
+            if item.type in ("transaction", "event") and isinstance(event, dict):
+                found[event["event_id"]] = item.type
+    return Counter(found.values())
 
 
 @pytest.mark.parametrize(
@@ -64,10 +74,15 @@ def test_an_outage_costs_the_app_nothing_and_loses_nothing(
     # The app answered as it always does: the outage never reaches a request.
     assert sorted({status for status, _ in answers}) == [200, 500]
     assert sum(1 for status, _ in answers if status == 500) == 3
-    time.sleep(1.5)
+    # The sends have met the outage...
+    assert inbox.wait_for(lambda i: i.counts.faulted >= 1, timeout=10), inbox.counts.summary()
+    # ...and back off. 33 envelopes; one attempt each (and a reconnect) would be 33-66. Backing
+    # off, only the sends already in flight when the first failed, and a probe per backoff
+    # (1 s, then 2 s), reach Sentry: watched for 1.5 s, or until that is broken.
+    inbox.wait_for(
+        lambda i: i.counts.faulted > 16 or i.counts.items.get("transaction", 0) > 0, timeout=1.5
+    )
     assert inbox.counts.items.get("transaction", 0) == 0  # nothing got through meanwhile
-    # 33 envelopes; one attempt each (and a reconnect) would be 33-66. Backing off, only the
-    # sends already in flight when the first failed, and a probe per backoff, reach Sentry.
     attempts = inbox.counts.faulted
     assert attempts <= 16, f"{attempts} sends to a failing Sentry: it should back off"
 
@@ -82,8 +97,8 @@ def test_an_outage_costs_the_app_nothing_and_loses_nothing(
         timeout=30,
     )
     assert app.stop() < 10
-    assert ("network_error", "transaction") not in _discarded(inbox)
-    assert ("network_error", "error") not in _discarded(inbox)
+    assert ("network_error", "transaction") not in inbox.counts.discarded
+    assert ("network_error", "error") not in inbox.counts.discarded
     # Replayed envelopes say when they were really sent: Relay would shift their timestamps
     # by the outage otherwise.
     sent = [
@@ -129,8 +144,8 @@ def test_a_rate_limited_category_waits_while_the_others_go_on(
     assert inbox.counts.items.get("transaction", 0) == 0
     assert inbox.counts.requests - requests_before <= 3  # the error and client reports
     assert inbox.wait_for(
-        lambda i: _discarded(i).get(("ratelimit_backoff", "transaction"), 0) >= 6, 10
-    ), _discarded(inbox)
+        lambda i: i.counts.discarded.get(("ratelimit_backoff", "transaction"), 0) >= 6, 10
+    ), inbox.counts.discarded
 
 
 def test_a_disk_spool_survives_a_killed_process(
@@ -141,7 +156,11 @@ def test_a_disk_spool_survives_a_killed_process(
     apps.append(first)
     inbox.set_fault(Fault(refuse=True))
     _traffic(first, 20)
-    time.sleep(1.5)  # the export thread has built and spooled them
+    deadline = time.monotonic() + 30
+    # 20 item reads and 2 checkouts, and the checkouts' errors.
+    while (on_disk := _spooled(spool)) != {"transaction": 22, "event": 2}:
+        assert time.monotonic() < deadline, f"spooled after 30 s: {dict(on_disk)}"
+        time.sleep(0.05)  # the export thread is still building and spooling them
     first.stop(signal.SIGKILL)  # no flush, no atexit: only what is on disk survives
     assert inbox.counts.items.get("transaction", 0) == 0
     assert any(spool.rglob("*.env")), "nothing was written to the spool"
@@ -149,10 +168,10 @@ def test_a_disk_spool_survives_a_killed_process(
     inbox.clear_fault()
     second = App(inbox.dsn(), OTEL_SENTRY_SPOOL_DIR=str(spool)).start()
     apps.append(second)
-    inbox.wait_for(
+    assert inbox.wait_for(
         lambda i: len(_transactions(i, "GET /items/{item_id}")) == 20 and len(i.events()) == 2,
         timeout=30,
-    )
+    ), inbox.counts.summary()
     second.stop()
     assert not any(spool.rglob("*.env")), "delivered envelopes must leave the spool"
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
+import pytest
 from sentry_sdk.consts import DEFAULT_OPTIONS
 from sentry_sdk.envelope import Envelope, Item, PayloadRef
 from sentry_sdk.transport import HttpTransport
@@ -158,16 +160,25 @@ def test_a_live_process_keeps_its_directory(tmp_path: Path) -> None:
     second.close()
 
 
-def test_unreadable_files_are_skipped(tmp_path: Path) -> None:
-    spool = Spool(tmp_path)
+def test_unreadable_files_are_skipped(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    dropped: list[Envelope] = []
+    spool = Spool(tmp_path, on_drop=dropped.append)
     spool.put(_envelope(1))
     own = next(p for p in tmp_path.iterdir() if p.is_dir())
     (path,) = list((own / "retry").iterdir())
     path.write_bytes(b"\x00\xffnot an envelope\n{")
     spool.put(_envelope(2))
-    taken = spool.take()
-    # A torn file yields either nothing or the next envelope; never an exception.
-    assert taken is None or _id(taken) == 2
+    with caplog.at_level(logging.WARNING, logger="otel_sentry"):
+        taken = spool.take()
+    # The torn file is skipped (logged, removed) and the next envelope comes out, no exception.
+    assert _id(taken) == 2
+    assert [r.getMessage() for r in caplog.records if r.name == "otel_sentry"] == [
+        f"otel-sentry: skipping an unreadable spool file {path.name}"
+    ]
+    assert not path.exists() and list((own / "retry").iterdir()) == []
+    # Nothing is left, and an unreadable file is not a dropped envelope (nothing to count).
+    assert spool.take() is None and len(spool) == 0 and spool.bytes == 0
+    assert dropped == [] and spool.dropped == 0
     spool.close()
 
 

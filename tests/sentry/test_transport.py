@@ -21,16 +21,6 @@ def _spans(n: int, name: str = "t") -> None:
             pass
 
 
-def _discarded(inbox: Inbox) -> dict[tuple[str, str], int]:
-    out: dict[tuple[str, str], int] = {}
-    for report in inbox.client_reports():
-        for d in report.get("discarded_events", []):
-            out[(d["reason"], d["category"])] = (
-                out.get((d["reason"], d["category"]), 0) + d["quantity"]
-            )
-    return out
-
-
 def test_it_is_the_default_and_reuses_its_connections(inbox: Inbox) -> None:
     otel_sentry.init(dsn=inbox.dsn(), instrument=False)
     transport = sentry_sdk.get_client().transport
@@ -58,7 +48,7 @@ def test_a_rate_limited_category_waits_while_errors_go_on(inbox: Inbox) -> None:
     inbox.wait_for_items("event")
     assert [t["transaction"] for t in inbox.transactions()] == ["first"]
     assert inbox.wait_for(
-        lambda i: _discarded(i).get(("ratelimit_backoff", "transaction")) == 5, 10
+        lambda i: i.counts.discarded.get(("ratelimit_backoff", "transaction")) == 5, 10
     )
 
 
@@ -71,7 +61,7 @@ def test_a_413_is_counted_as_send_error_and_sending_goes_on(inbox: Inbox) -> Non
     otel_sentry.flush(5)
     [item] = inbox.wait_for_items("transaction")
     assert item.json["transaction"] == "fine"
-    assert inbox.wait_for(lambda i: _discarded(i).get(("send_error", "transaction")) == 1, 10)
+    assert inbox.wait_for(lambda i: i.counts.discarded.get(("send_error", "transaction")) == 1, 10)
 
 
 def test_a_restarted_ingest_is_reconnected_to() -> None:
@@ -101,4 +91,4 @@ def test_a_refused_send_waits_and_arrives_once_sentry_answers(inbox: Inbox) -> N
     items = inbox.wait_for_items("transaction", count=2)
     assert sorted(i.json["transaction"] for i in items) == ["first", "second"]
     assert inbox.counts.faulted == 2  # one failed send and its retry: no hammering meanwhile
-    assert ("network_error", "transaction") not in _discarded(inbox)
+    assert ("network_error", "transaction") not in inbox.counts.discarded
