@@ -16,7 +16,7 @@ import json
 from celery import Celery
 
 from examples import store
-from otel_sentry.workers import init_celery_worker
+from otel_sentry import init_celery_worker
 
 # Each worker process (each prefork child) initializes otel-sentry from the environment.
 init_celery_worker()

@@ -3,28 +3,54 @@
     import otel_sentry
     otel_sentry.init()          # reads SENTRY_DSN, SENTRY_ENVIRONMENT, OTEL_* ...
 
-Everything else in the package is private unless re-exported here.
+The public API is what this module exports (``__all__``), plus two public submodules:
+``otel_sentry.inbox`` (the local Sentry-compatible ingest for tests and demos) and
+``otel_sentry.testing`` (its pytest fixtures). Everything else is private and may change
+without notice; ``tests/test_exported_members.py`` pins this list.
 """
 
 from __future__ import annotations
 
 from otel_sentry._version import __version__
-from otel_sentry.config import ConfigError, Settings
+from otel_sentry.config import ConfigError
 from otel_sentry.context import add_breadcrumb, set_context, set_tag, set_user
+from otel_sentry.instrument.cache import instrument_redis_cache
+from otel_sentry.instrument.db import instrument_databases
+from otel_sentry.instrument.jobs import instrument_celery
+from otel_sentry.instrument.llm import agent_span, llm_span, tool_span
+from otel_sentry.instrument.web import allow_trace_headers
 from otel_sentry.log_config import configure_logging
+from otel_sentry.logs import SentryRouter, add_trace_context
+from otel_sentry.options import InitOptions
+from otel_sentry.scrub import scrub_text, scrub_value
+from otel_sentry.settings import Settings
 from otel_sentry.setup import current_settings, flush, init, shutdown
+from otel_sentry.workers import init_celery_worker
 
 __all__ = [
     "ConfigError",
+    "InitOptions",
+    "SentryRouter",
     "Settings",
     "__version__",
     "add_breadcrumb",
+    "add_trace_context",
+    "agent_span",
+    "allow_trace_headers",
     "configure_logging",
     "current_settings",
     "flush",
     "init",
+    "init_celery_worker",
+    "instrument_celery",
+    "instrument_databases",
+    "instrument_redis_cache",
+    "llm_span",
+    "scrub_text",
+    "scrub_value",
     "set_context",
     "set_tag",
     "set_user",
     "shutdown",
+    "tool_span",
 ]
