@@ -51,7 +51,10 @@ class _Switch:
         self.redis = RedisInstrumentor()
 
     def use(self, setup: str) -> None:
-        from otel_sentry.instrument.cache import instrument_redis_cache, uninstrument_redis_cache
+        from otel_sentry._internal.instrument.cache import (
+            instrument_redis_cache,
+            uninstrument_redis_cache,
+        )
 
         uninstrument_redis_cache()
         if self.redis.is_instrumented_by_opentelemetry:

@@ -56,7 +56,7 @@ def _otel_sentry(options: Options, args: argparse.Namespace) -> Sender:
     from opentelemetry.sdk.trace import TracerProvider
 
     import otel_sentry
-    from otel_sentry.config import ConfigError, resolve
+    from otel_sentry._internal.config import ConfigError, resolve
 
     notes: list[str] = []
     kwargs: dict[str, Any] = {
@@ -98,7 +98,7 @@ def _knows(name: str, kwargs: dict[str, Any], resolve: Any, error: type[Exceptio
     Its ``config`` names them (``OPTIONS`` and the code-only ``CODE_ONLY``); a version without
     those lists is asked by resolving the option with a placeholder value.
     """
-    from otel_sentry import config
+    from otel_sentry._internal import config
 
     try:
         known = {o.name for o in config.OPTIONS} | set(config.CODE_ONLY)

@@ -51,7 +51,7 @@ def _measure(setup: str, n: int, rounds: int) -> float:
         if setup == "sdk_without_django":
             options["disabled_integrations"] = [DjangoIntegration]
         elif setup == "django_as_init":
-            from otel_sentry.sentry.client import _tuned_integrations
+            from otel_sentry._internal.sentry.client import _tuned_integrations
 
             options["integrations"] = _tuned_integrations([])
         sentry_sdk.init(**options)  # type: ignore[arg-type]

@@ -11,8 +11,8 @@ Setups, each in a fresh process (SDKs patch Celery for good), the repeats interl
 - ``plain``: Celery, uninstrumented;
 - ``contrib``: the official OpenTelemetry Celery instrumentation, SDK provider recording every
   span, no processor (the anchor: what any OTel setup pays);
-- ``otel_sentry``: ``contrib`` plus ``otel_sentry.instrument.jobs`` (messaging attributes,
-  publish timestamp, receive latency): the difference to ``contrib`` is our hooks' cost;
+- ``otel_sentry``: ``contrib`` plus ``otel_sentry._internal.instrument.celery_tasks`` (messaging
+  attributes, publish timestamp, receive latency): the difference to ``contrib`` is our hooks' cost;
 - ``otel_sentry_export``: ``otel_sentry.init()`` with Sentry export on (a transport that drops
   the envelopes): hooks, error capture scope and span processing, what a user's worker pays;
 - ``sentry_native``: sentry_sdk's own ``CeleryIntegration`` with ``traces_sample_rate=1.0``.
@@ -138,7 +138,7 @@ class _Switch:
         self.provider = TracerProvider(sampler=ALWAYS_ON)
         from opentelemetry import propagate
 
-        from otel_sentry.sentry.propagator import SentryPropagator
+        from otel_sentry._internal.sentry.propagator import SentryPropagator
 
         # What init() installs; the instrumentation injects through the global propagator.
         propagate.set_global_textmap(SentryPropagator())
@@ -146,7 +146,7 @@ class _Switch:
     def use(self, setup: str) -> None:
         from opentelemetry.instrumentation.celery import CeleryInstrumentor
 
-        from otel_sentry.instrument import jobs
+        from otel_sentry._internal.instrument import jobs
 
         jobs.uninstrument_celery()
         instrumentor = CeleryInstrumentor()
@@ -208,7 +208,7 @@ def run_one(setup: str, n: int, batches: int) -> Result:
     result = Result()
     _measure(app, task, n, batches, result)
     if setup == "otel_sentry":
-        from otel_sentry.instrument import jobs
+        from otel_sentry._internal.instrument import jobs
 
         for _ in range(batches):
             jobs.uninstrument_celery()
@@ -227,7 +227,7 @@ def _time_handlers(task: Any, into: Result, calls: int = 200, batches: int = 20)
     from opentelemetry.instrumentation.celery import utils
     from opentelemetry.sdk.trace import TracerProvider
 
-    from otel_sentry.instrument import jobs
+    from otel_sentry._internal.instrument import jobs
 
     tracer = TracerProvider().get_tracer("bench")
     task_id = "b7c1e0a4-0000-4000-8000-000000000001"

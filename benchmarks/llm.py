@@ -26,8 +26,8 @@ from opentelemetry.trace import SpanKind
 import otel_sentry
 from benchmarks.report import replace_section
 from examples.local_llm import LocalLLM
+from otel_sentry._internal.instrument import llm
 from otel_sentry.inbox import Inbox
-from otel_sentry.instrument import llm
 
 START_MARKER = "<!-- bench:llm:start -->"
 END_MARKER = "<!-- bench:llm:end -->"

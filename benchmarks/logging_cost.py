@@ -80,7 +80,7 @@ def _chain(extra: list[Any], out: Any) -> Any:
 def _setups(out: Any) -> dict[str, Any]:
     from structlog_sentry import SentryProcessor
 
-    from otel_sentry.logs import SentryRouter, add_trace_context
+    from otel_sentry._internal.logs import SentryRouter, add_trace_context
 
     return {
         "structlog": _chain([], out),
@@ -97,7 +97,7 @@ def _steps(out: Any) -> dict[str, Any]:
     """SentryRouter's INFO path, step by step, with its own helpers (logs.py is the reference)."""
     from sentry_sdk.scope import Scope
 
-    from otel_sentry import logs
+    from otel_sentry._internal import logs
 
     router = logs.SentryRouter()
 

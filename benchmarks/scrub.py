@@ -35,9 +35,9 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanContext, SpanKind, TraceFlags
 
 from benchmarks.report import replace_section
-from otel_sentry.scrub import Scrubber
-from otel_sentry.scrub_spans import scrub_span
-from otel_sentry.sentry.privacy import scrub_event
+from otel_sentry._internal.scrub import Scrubber
+from otel_sentry._internal.scrub_spans import scrub_span
+from otel_sentry._internal.sentry.hooks import scrub_event
 
 START_MARKER = "<!-- bench:scrub:start -->"
 END_MARKER = "<!-- bench:scrub:end -->"

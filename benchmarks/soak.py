@@ -38,7 +38,7 @@ from typing import Any
 
 from benchmarks.report import replace_section
 from benchmarks.sink import SinkProcess
-from otel_sentry.sentry.transport import _Connection
+from otel_sentry._internal.sentry.transport import _Connection
 
 START_MARKER = "<!-- bench:soak:start -->"
 END_MARKER = "<!-- bench:soak:end -->"

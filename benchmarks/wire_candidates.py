@@ -1,11 +1,11 @@
 """The CPU per envelope of the ways to keep many envelopes in flight to Sentry, side by side.
 
-The transport sends through :class:`otel_sentry.sentry.wire.Wire` (one asyncio loop, h2 streams
-or a pool of kept-alive HTTP/1.1 connections parsed by a hand-written codec). This measures it
-against what it could have been built on, and against the design it replaced, each candidate in
-a fresh process of its own so its CPU is its own: ``time.process_time()`` (every thread of the
-process) around posting ``--n`` copies of one real envelope, up to 128 in flight, after a
-warm-up that opens the connections and pays one-time costs (imports, first TLS handshakes)::
+The transport sends through :class:`otel_sentry._internal.sentry.wire.Wire` (one asyncio loop, h2
+streams or a pool of kept-alive HTTP/1.1 connections parsed by a hand-written codec). This measures
+it against what it could have been built on, and against the design it replaced, each candidate in a
+fresh process of its own so its CPU is its own: ``time.process_time()`` (every thread of the
+process) around posting ``--n`` copies of one real envelope, up to 128 in flight, after a warm-up
+that opens the connections and pays one-time costs (imports, first TLS handshakes)::
 
     python -m benchmarks.wire_candidates              # 3 repeats, prints the table
     python -m benchmarks.wire_candidates --write      # ... and replaces <!-- bench:wire:* -->

@@ -105,10 +105,10 @@ def _answered(tally: Tally, status: int | None, error: BaseException | None) -> 
 
 
 def _wire(target: _Target, tally: Tally, http2: bool, h11: bool) -> Callable[[int], None]:
-    from otel_sentry.sentry.wire import Request, Wire
+    from otel_sentry._internal.sentry.wire import Request, Wire
 
     if h11:
-        from otel_sentry.sentry.wire import pool
+        from otel_sentry._internal.sentry.wire import pool
 
         pool.Http1 = _H11Codec  # type: ignore[misc, assignment]  # this process only
     wire = Wire(target.host, target.port, target.context(), http2=http2, max_in_flight=IN_FLIGHT)
@@ -164,7 +164,7 @@ class _H11Codec:
         return out + (conn.send(h11.EndOfMessage()) or b"")
 
     def feed(self, data: bytes) -> list[tuple[Any, Any]]:
-        from otel_sentry.sentry.wire.message import ConnectionLostError, Headers, Response
+        from otel_sentry._internal.sentry.wire.message import ConnectionLostError, Headers, Response
 
         h11, conn = self.h11, self.conn
         conn.receive_data(data)
@@ -250,8 +250,8 @@ def _httpcore(target: _Target, tally: Tally, http2: bool, n: int, warmup: int) -
 
 
 def _threads(target: _Target, tally: Tally) -> Callable[[int], None]:
-    from otel_sentry.sentry.wire.http1 import Http1
-    from otel_sentry.sentry.wire.message import Request
+    from otel_sentry._internal.sentry.wire.http1 import Http1
+    from otel_sentry._internal.sentry.wire.message import Request
 
     context = target.context(["http/1.1"])
     authority = f"{target.host}:{target.port}"

@@ -11,21 +11,21 @@ without notice; ``tests/test_exported_members.py`` pins this list.
 
 from __future__ import annotations
 
+from otel_sentry._internal.celery_worker import init_celery_worker
+from otel_sentry._internal.config import ConfigError
+from otel_sentry._internal.context import add_breadcrumb, set_context, set_tag, set_user
+from otel_sentry._internal.instrument.cache import instrument_redis_cache
+from otel_sentry._internal.instrument.celery_tasks import instrument_celery
+from otel_sentry._internal.instrument.db import instrument_databases
+from otel_sentry._internal.instrument.llm import agent_span, llm_span, tool_span
+from otel_sentry._internal.instrument.web import allow_trace_headers
+from otel_sentry._internal.log_config import configure_logging
+from otel_sentry._internal.logs import SentryRouter, add_trace_context
+from otel_sentry._internal.options import InitOptions
+from otel_sentry._internal.scrub import scrub_text, scrub_value
+from otel_sentry._internal.settings import Settings
+from otel_sentry._internal.setup import current_settings, flush, init, shutdown
 from otel_sentry._version import __version__
-from otel_sentry.config import ConfigError
-from otel_sentry.context import add_breadcrumb, set_context, set_tag, set_user
-from otel_sentry.instrument.cache import instrument_redis_cache
-from otel_sentry.instrument.db import instrument_databases
-from otel_sentry.instrument.jobs import instrument_celery
-from otel_sentry.instrument.llm import agent_span, llm_span, tool_span
-from otel_sentry.instrument.web import allow_trace_headers
-from otel_sentry.log_config import configure_logging
-from otel_sentry.logs import SentryRouter, add_trace_context
-from otel_sentry.options import InitOptions
-from otel_sentry.scrub import scrub_text, scrub_value
-from otel_sentry.settings import Settings
-from otel_sentry.setup import current_settings, flush, init, shutdown
-from otel_sentry.workers import init_celery_worker
 
 __all__ = [
     "ConfigError",

@@ -22,8 +22,8 @@ import sentry_sdk
 from sentry_sdk.envelope import Envelope as SdkEnvelope
 from sentry_sdk.transport import Transport
 
+from otel_sentry._internal.setup import current_settings, flush, init, shutdown
 from otel_sentry.inbox.envelope import Envelope, parse_envelope
-from otel_sentry.setup import current_settings, flush, init, shutdown
 
 __all__ = ["Capture", "CaptureTransport", "otel_sentry_capture"]
 

@@ -14,7 +14,7 @@ from otel_sentry.inbox import Inbox
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     base = {k: v for k, v in os.environ.items() if not k.startswith(("SENTRY_", "OTEL_"))}
     return subprocess.run(
-        [sys.executable, "-m", "otel_sentry.cli", *args],
+        [sys.executable, "-m", "otel_sentry._internal.cli", *args],
         env={**base, **(env or {})},
         capture_output=True,
         text=True,

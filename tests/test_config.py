@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from otel_sentry.config import ConfigError, parse_dsn, resolve
+from otel_sentry._internal.config import ConfigError, parse_dsn, resolve
 
 DSN = "https://abc123@o42.ingest.sentry.io/7"
 DSN_B = "https://def456@o42.ingest.sentry.io/8"

@@ -9,10 +9,10 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import SpanKind
 
-from otel_sentry.config import ConfigError
-from otel_sentry.distro import sentry_sampler
+from otel_sentry._internal.config import ConfigError
+from otel_sentry._internal.distro import sentry_sampler
+from otel_sentry._internal.sentry.sampler import SentrySampler
 from otel_sentry.inbox import Inbox
-from otel_sentry.sentry.sampler import SentrySampler
 
 
 def test_sampler_entry_point_reads_the_rate_from_the_environment(
@@ -56,7 +56,7 @@ def test_propagator_entry_point_is_ours_and_unambiguous(monkeypatch: pytest.Monk
     # Loaded the way opentelemetry.propagate builds the global propagator from OTEL_PROPAGATORS.
     from importlib.metadata import entry_points
 
-    from otel_sentry.sentry.propagator import SentryPropagator
+    from otel_sentry._internal.sentry.propagator import SentryPropagator
 
     found = list(entry_points(group="opentelemetry_propagator", name="otel_sentry"))
     assert len(found) == 1

@@ -6,6 +6,8 @@ but the two public submodules. A name added to or dropped from the API shows up 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import otel_sentry
 
 PUBLIC = [
@@ -41,6 +43,16 @@ def test_the_public_names_are_pinned() -> None:
     assert otel_sentry.__all__ == PUBLIC
     for name in PUBLIC:
         assert getattr(otel_sentry, name) is not None, name
+
+
+def test_everything_else_is_marked_private() -> None:
+    package = Path(otel_sentry.__file__).parent
+    public = sorted(
+        p.name
+        for p in package.iterdir()
+        if not p.name.startswith("_") and p.name != "py.typed" and p.suffix in ("", ".py")
+    )
+    assert public == ["inbox", "testing.py"]
 
 
 def test_the_public_submodules_import() -> None:

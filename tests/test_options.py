@@ -1,8 +1,8 @@
-"""Each option is declared once (otel_sentry/settings.py); these keep its other faces equal to it.
+"""Each option is declared once (``_internal/settings.py``); these keep its other faces equal.
 
 The README's configuration table is generated from the declarations, ``init()``'s keyword type
-(:class:`~otel_sentry.options.InitOptions`) has the same names, and a type checker rejects an
-option ``init()`` does not have or a value of the wrong type.
+(``InitOptions``) has the same names, and a type checker rejects an option ``init()`` does not
+have or a value of the wrong type.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from mypy import api
 
-from otel_sentry import config
-from otel_sentry.options import InitOptions
-from otel_sentry.settings import CODE_ONLY, OPTIONS, Settings, markdown_table
+from otel_sentry._internal import config
+from otel_sentry._internal.options import InitOptions
+from otel_sentry._internal.settings import CODE_ONLY, OPTIONS, Settings, markdown_table
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 START, END = "<!-- options:start -->\n", "<!-- options:end -->\n"
@@ -26,8 +26,9 @@ def test_the_readme_table_is_the_declarations() -> None:
     assert START in text and END in text, "README.md lost its options markers"
     table = text[text.index(START) + len(START) : text.index(END)]
     assert table == markdown_table(), (
-        "README.md's configuration table differs from otel_sentry/settings.py. Fix: replace the "
-        "lines between the options markers with the output of `python -m otel_sentry.settings`."
+        "README.md's configuration table differs from otel_sentry/_internal/settings.py. Fix: "
+        "replace the lines between the options markers with the output of "
+        "`python -m otel_sentry._internal.settings`."
     )
 
 

@@ -19,8 +19,8 @@ import pytest
 from opentelemetry import propagate, trace
 
 import otel_sentry
+from otel_sentry._internal.pressure import LoadShedder
 from otel_sentry.inbox import Inbox
-from otel_sentry.pressure import LoadShedder
 
 # The factor from its first halving down to the floor (1%), where it stays.
 HALVINGS = [0.5, 0.25, 0.125, 0.0625, 0.03125, 0.015625, 0.01]

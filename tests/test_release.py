@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from otel_sentry.release import PLATFORM_COMMIT_VARIABLES, detect_release
+from otel_sentry._internal.release import PLATFORM_COMMIT_VARIABLES, detect_release
 
 
 @pytest.mark.parametrize(("variable", "platform"), PLATFORM_COMMIT_VARIABLES)

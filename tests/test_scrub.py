@@ -10,9 +10,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from otel_sentry.scrub import FILTERED, Scrubber
-from otel_sentry.sentry.noise import NoiseFilter
-from otel_sentry.sentry.privacy import SentryHooks, scrub_event
+from otel_sentry._internal.scrub import FILTERED, Scrubber
+from otel_sentry._internal.sentry.hooks import SentryHooks, scrub_event
+from otel_sentry._internal.sentry.noise import NoiseFilter
 
 S = Scrubber()
 

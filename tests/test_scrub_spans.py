@@ -8,8 +8,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Status, StatusCode
 
-from otel_sentry.scrub import FILTERED, Scrubber
-from otel_sentry.scrub_spans import ScrubbingSpanExporter, scrub_span
+from otel_sentry._internal.scrub import FILTERED, Scrubber
+from otel_sentry._internal.scrub_spans import ScrubbingSpanExporter, scrub_span
 
 
 def _provider() -> tuple[TracerProvider, InMemorySpanExporter]:

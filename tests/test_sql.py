@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from otel_sentry.sql import SqlDialect, parameterize_sql
+from otel_sentry._internal.sql import SqlDialect, parameterize_sql
 
 
 @pytest.mark.parametrize(

@@ -2,7 +2,7 @@
 
 - ``sentry/`` reads downward: nothing in it imports ``setup`` (the layer that builds it);
   what it needs from ``init()`` is passed in (``propagator.configure``, ``scrub.configure``).
-- ``instrument/`` is vendor-neutral: it never imports ``sentry_sdk`` or ``otel_sentry.sentry``.
+- ``instrument/`` is vendor-neutral: it never imports ``sentry_sdk`` or the ``sentry`` package.
 - No module is over 500 lines.
 
 Imports are read with ``ast``, so one made inside a function counts too.
@@ -57,12 +57,12 @@ def _offending(
 
 
 def test_sentry_reads_downward_only() -> None:
-    assert _offending(_modules("sentry"), ("otel_sentry.setup",)) == {}
+    assert _offending(_modules("_internal/sentry"), ("otel_sentry._internal.setup",)) == {}
 
 
 def test_instrument_never_imports_sentry() -> None:
-    forbidden = ("sentry_sdk", "otel_sentry.sentry")
-    assert _offending(_modules("instrument"), forbidden) == {}
+    forbidden = ("sentry_sdk", "otel_sentry._internal.sentry")
+    assert _offending(_modules("_internal/instrument"), forbidden) == {}
 
 
 @pytest.mark.parametrize("path", _modules(), ids=lambda p: str(p.relative_to(PACKAGE)))
@@ -74,11 +74,16 @@ def test_no_module_is_over_500_lines(path: Path) -> None:
 def test_the_checks_see_late_and_relative_imports(tmp_path: Path) -> None:
     # The positive control: the late import sentry/propagator.py had, and a relative one.
     root = tmp_path / "otel_sentry"
-    (root / "sentry").mkdir(parents=True)
-    module = root / "sentry" / "probe.py"
+    (root / "_internal" / "sentry").mkdir(parents=True)
+    module = root / "_internal" / "sentry" / "probe.py"
     module.write_text(
-        "def f():\n    from otel_sentry.setup import current_settings\nfrom .. import setup\n"
+        "def f():\n"
+        "    from otel_sentry._internal.setup import current_settings\n"
+        "from .. import setup\n"
     )
-    assert _offending([module], ("otel_sentry.setup",), root) == {
-        "sentry/probe.py": ["otel_sentry.setup", "otel_sentry.setup.current_settings"]
+    assert _offending([module], ("otel_sentry._internal.setup",), root) == {
+        "_internal/sentry/probe.py": [
+            "otel_sentry._internal.setup",
+            "otel_sentry._internal.setup.current_settings",
+        ]
     }

@@ -16,8 +16,8 @@ import pytest
 from opentelemetry import trace
 
 import otel_sentry
+from otel_sentry._internal.instrument.cache import uninstrument_redis_cache
 from otel_sentry.inbox import Inbox
-from otel_sentry.instrument.cache import uninstrument_redis_cache
 from tests.support.servers import RedisServer
 
 VALUE = b'{"id": 1, "name": "widget"}'

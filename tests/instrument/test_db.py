@@ -17,8 +17,8 @@ import pytest
 from opentelemetry import trace
 
 import otel_sentry
+from otel_sentry._internal.instrument.db import SLOW_QUERY_ATTRIBUTE
 from otel_sentry.inbox import Inbox
-from otel_sentry.instrument.db import SLOW_QUERY_ATTRIBUTE
 from tests.support.servers import PostgresServer
 
 SECRET = "s3cret-literal"
@@ -180,7 +180,7 @@ def test_sqlite3(traced: Inbox) -> None:
 
 
 def test_a_bad_slow_query_threshold_names_the_variable_and_the_fix() -> None:
-    from otel_sentry.config import ConfigError, resolve
+    from otel_sentry._internal.config import ConfigError, resolve
 
     with pytest.raises(ConfigError) as raised:
         resolve({}, {"OTEL_SENTRY_DB_SLOW_QUERY_MS": "fast"})
@@ -192,7 +192,7 @@ def test_a_bad_slow_query_threshold_names_the_variable_and_the_fix() -> None:
 
 
 def test_instrument_databases_names_what_is_not_installed() -> None:
-    from otel_sentry.instrument.db import instrument_databases
+    from otel_sentry._internal.instrument.db import instrument_databases
 
     with pytest.raises(ValueError, match="no installed database instrumentation named oracle"):
         instrument_databases(libraries=["oracle"])
@@ -205,7 +205,7 @@ def test_without_init_any_otlp_backend_gets_parameterized_statements(
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
-    from otel_sentry.instrument.db import instrument_databases, uninstrument_databases
+    from otel_sentry._internal.instrument.db import instrument_databases, uninstrument_databases
 
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(f"{inbox.url}/v1/traces")))

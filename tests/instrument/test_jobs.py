@@ -20,7 +20,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
-from otel_sentry.instrument.jobs import (
+from otel_sentry._internal.instrument.celery_tasks import (
     PUBLISHED_AT_HEADER,
     instrument_celery,
     uninstrument_celery,

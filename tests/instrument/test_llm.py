@@ -21,8 +21,8 @@ from opentelemetry import trace
 
 import otel_sentry
 from examples.local_llm import REPLY, Fault, LocalLLM
+from otel_sentry._internal.instrument.llm import agent_span, llm_span, tool_span
 from otel_sentry.inbox import Inbox
-from otel_sentry.instrument.llm import agent_span, llm_span, tool_span
 from tests.support.uvicorn import UvicornThread
 
 pytestmark = pytest.mark.integration
@@ -277,7 +277,7 @@ def test_content_can_be_kept_as_a_hash_and_a_short_snippet(
 
 
 def test_a_bad_content_mode_names_the_variable() -> None:
-    from otel_sentry.config import ConfigError, resolve
+    from otel_sentry._internal.config import ConfigError, resolve
 
     with pytest.raises(ConfigError, match=r"OTEL_SENTRY_LLM_CONTENT_MODE.*full or hash"):
         resolve({}, {"OTEL_SENTRY_LLM_CONTENT_MODE": "summary"})
@@ -399,7 +399,7 @@ def test_local_model_speaks_both_formats_over_plain_http(llm: LocalLLM) -> None:
 def test_spans_named_otherwise_are_described_as_operation_and_model() -> None:
     from opentelemetry.trace import SpanKind, StatusCode
 
-    from otel_sentry.sentry.semantics import interpret
+    from otel_sentry._internal.sentry.semantics import interpret
 
     attrs = {
         "gen_ai.operation.name": "chat",
@@ -423,14 +423,14 @@ def test_spans_named_otherwise_are_described_as_operation_and_model() -> None:
     [("true", True), ("SPAN_ONLY", True), ("span_and_event", True), ("NO_CONTENT", False)],
 )
 def test_capture_variable_values(raw: str, expected: bool) -> None:
-    from otel_sentry.config import resolve
+    from otel_sentry._internal.config import resolve
 
     env = {"OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": raw}
     assert resolve({}, env).capture_llm_content is expected
 
 
 def test_a_bad_capture_value_names_the_variable() -> None:
-    from otel_sentry.config import ConfigError, resolve
+    from otel_sentry._internal.config import ConfigError, resolve
 
     with pytest.raises(ConfigError, match="OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"):
         resolve({}, {"OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "sometimes"})

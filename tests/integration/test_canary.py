@@ -30,8 +30,8 @@ from fastapi import Request
 from opentelemetry import trace
 
 import otel_sentry
+from otel_sentry._internal.log_config import FRAMEWORK_LOGGERS
 from otel_sentry.inbox import Inbox
-from otel_sentry.log_config import FRAMEWORK_LOGGERS
 from tests.support.celery_worker import CeleryWorker
 from tests.support.servers import RedisServer
 from tests.support.uvicorn import UvicornThread
@@ -60,7 +60,7 @@ class PaymentRefusedError(RuntimeError):
 
 def _add_routes(app: Any) -> None:
 
-    from otel_sentry.instrument.llm import llm_span
+    from otel_sentry._internal.instrument.llm import llm_span
 
     async def pay(request: Request) -> None:
         log = structlog.get_logger("shop")

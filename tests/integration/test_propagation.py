@@ -59,7 +59,7 @@ def service(inbox: Inbox, downstream: str, fresh: None) -> Iterator[UvicornThrea
     import httpx
     from fastapi import FastAPI
 
-    from otel_sentry.instrument.web import allow_trace_headers
+    from otel_sentry._internal.instrument.web import allow_trace_headers
 
     app = FastAPI()
     allow_trace_headers(app, origins=["http://front.test"])

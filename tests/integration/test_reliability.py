@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
+from otel_sentry._internal.sentry.spool import read_file
 from otel_sentry.inbox import Fault, Inbox
-from otel_sentry.sentry.spool import read_file
 from tests.support.example_app import App
 
 pytestmark = pytest.mark.integration

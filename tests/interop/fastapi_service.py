@@ -26,7 +26,7 @@ otel_sentry.init(instrument=("fastapi", "httpx"))
 import httpx  # noqa: E402  (after init, so it gets instrumented)
 from fastapi import FastAPI, Request  # noqa: E402
 
-from otel_sentry.instrument.web import allow_trace_headers  # noqa: E402
+from otel_sentry._internal.instrument.web import allow_trace_headers  # noqa: E402
 
 TRACE_HEADERS = ("sentry-trace", "baggage", "traceparent", "tracestate")
 

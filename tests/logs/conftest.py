@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 import structlog
 
-from otel_sentry.log_config import FRAMEWORK_LOGGERS
+from otel_sentry._internal.log_config import FRAMEWORK_LOGGERS
 
 
 @pytest.fixture(autouse=True)

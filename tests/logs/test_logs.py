@@ -19,9 +19,9 @@ import structlog
 from opentelemetry import trace
 
 import otel_sentry
-from otel_sentry.config import ConfigError
+from otel_sentry._internal.config import ConfigError
+from otel_sentry._internal.logs import SentryRouter, add_trace_context
 from otel_sentry.inbox import Inbox
-from otel_sentry.logs import SentryRouter, add_trace_context
 
 
 @pytest.fixture

@@ -122,7 +122,7 @@ def test_an_exception_logged_after_it_was_captured_is_not_built_twice(
 ) -> None:
     import structlog
 
-    from otel_sentry.logs import SentryRouter
+    from otel_sentry._internal.logs import SentryRouter
 
     otel_sentry.init(dsn=inbox.dsn(), instrument=False)
     router_log = structlog.wrap_logger(

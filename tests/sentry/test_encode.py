@@ -14,9 +14,9 @@ import sentry_sdk
 from opentelemetry import trace
 
 import otel_sentry
+from otel_sentry._internal.sentry import encode
+from otel_sentry._internal.sentry.transport import EnvelopeTransport
 from otel_sentry.inbox import Inbox
-from otel_sentry.sentry import encode
-from otel_sentry.sentry.transport import EnvelopeTransport
 
 pytestmark = pytest.mark.usefixtures("fresh")
 

@@ -152,8 +152,8 @@ def test_both_modes_and_a_generic_otlp_endpoint(
 
 
 def test_a_full_export_queue_reports_the_transactions_it_drops(inbox: Inbox) -> None:
-    from otel_sentry import pipeline
-    from otel_sentry.sentry.exporter import TransactionExporter
+    from otel_sentry._internal import pipeline
+    from otel_sentry._internal.sentry.span_processor import TransactionExporter
 
     otel_sentry.init(dsn=inbox.dsn(), instrument=False)
     [exporter] = [t for t in pipeline.switchboard.targets if isinstance(t, TransactionExporter)]

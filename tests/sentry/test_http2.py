@@ -17,8 +17,8 @@ import h2.errors
 import h2.events
 import h2.settings
 
-from otel_sentry.sentry.wire.http2 import Http2
-from otel_sentry.sentry.wire.message import Request, Response
+from otel_sentry._internal.sentry.wire.http2 import Http2
+from otel_sentry._internal.sentry.wire.message import Request, Response
 
 SETTING = h2.settings.SettingCodes
 

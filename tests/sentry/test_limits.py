@@ -11,8 +11,8 @@ import sentry_sdk
 from opentelemetry import trace
 
 import otel_sentry
+from otel_sentry._internal.sentry.limits import MAX_ITEM_BYTES, fit_event, fit_transaction
 from otel_sentry.inbox import Inbox
-from otel_sentry.sentry.limits import MAX_ITEM_BYTES, fit_event, fit_transaction
 
 pytestmark = pytest.mark.usefixtures("fresh")
 

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from otel_sentry.sentry.noise import NoiseFilter
+from otel_sentry._internal.sentry.noise import NoiseFilter
 from otel_sentry.testing import Capture
 
 pytestmark = pytest.mark.usefixtures("fresh")

@@ -32,9 +32,9 @@ def test_a_secret_in_a_breadcrumb_never_reaches_sentry(inbox: Inbox, fresh: None
 def test_known_secret_values_are_replaced_wherever_they_are_in_the_event(
     inbox: Inbox, fresh: None
 ) -> None:
-    # What sentry/jobs.py hands over for a failed task: argument values that are secrets by
+    # What sentry/celery_tasks.py hands over for a failed task: argument values that are secrets by
     # their parameter name, here found again in places no key rule covers.
-    from otel_sentry.sentry.privacy import SECRET_VALUES_HINT
+    from otel_sentry._internal.sentry.hooks import SECRET_VALUES_HINT
 
     otel_sentry.init(dsn=inbox.dsn(), instrument=False)
     event = {

@@ -12,10 +12,10 @@ from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import TracerProvider
 
-from otel_sentry.instrument.outgoing import set_outgoing_url
-from otel_sentry.sentry.dsc import BAGGAGE_MAX_BYTES, BAGGAGE_MAX_MEMBERS, incoming_trace
-from otel_sentry.sentry.propagator import HeadDsc, SentryPropagator, should_propagate
-from otel_sentry.sentry.sampler import SentrySampler
+from otel_sentry._internal.instrument.outgoing import set_outgoing_url
+from otel_sentry._internal.sentry.dsc import BAGGAGE_MAX_BYTES, BAGGAGE_MAX_MEMBERS, incoming_trace
+from otel_sentry._internal.sentry.propagator import HeadDsc, SentryPropagator, should_propagate
+from otel_sentry._internal.sentry.sampler import SentrySampler
 
 TRACE = "771a43a4192642f0b136d5159a501700"
 SPAN = "b3a3c0d1e2f30415"

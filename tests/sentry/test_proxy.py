@@ -17,9 +17,9 @@ import sentry_sdk
 from opentelemetry import trace
 
 import otel_sentry
+from otel_sentry._internal.sentry.transport import EnvelopeTransport
+from otel_sentry._internal.sentry.wire.threaded import ThreadedWire
 from otel_sentry.inbox import Fault, Inbox
-from otel_sentry.sentry.transport import EnvelopeTransport
-from otel_sentry.sentry.wire.threaded import ThreadedWire
 
 pytestmark = [pytest.mark.usefixtures("fresh"), pytest.mark.integration]
 

@@ -15,8 +15,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.sdk.trace.sampling import Decision
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
-from otel_sentry.sentry.dsc import CONTEXT_KEY, IncomingTrace, consistent_sample_rand
-from otel_sentry.sentry.sampler import SentrySampler, decision_from_trace_state
+from otel_sentry._internal.sentry.dsc import CONTEXT_KEY, IncomingTrace, consistent_sample_rand
+from otel_sentry._internal.sentry.sampler import SentrySampler, decision_from_trace_state
 
 RNG = random.Random(7)
 

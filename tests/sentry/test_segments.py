@@ -7,7 +7,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, set_span_in_context
 
-from otel_sentry.sentry.segments import SegmentBuffer
+from otel_sentry._internal.sentry.segments import SegmentBuffer
 
 
 class Clock:

@@ -8,7 +8,7 @@ import pytest
 from opentelemetry.trace import SpanKind, StatusCode
 from opentelemetry.util.types import AttributeValue
 
-from otel_sentry.sentry.semantics import SpanSemantics, interpret, status_from_http
+from otel_sentry._internal.sentry.semantics import SpanSemantics, interpret, status_from_http
 
 SERVER, CLIENT, INTERNAL = SpanKind.SERVER, SpanKind.CLIENT, SpanKind.INTERNAL
 PRODUCER, CONSUMER = SpanKind.PRODUCER, SpanKind.CONSUMER

@@ -12,7 +12,7 @@ from collections.abc import Callable
 import pytest
 from opentelemetry.trace import SpanKind
 
-from otel_sentry.sentry.semantics import SpanSemantics, interpret
+from otel_sentry._internal.sentry.semantics import SpanSemantics, interpret
 from tests.support.instrumented import RecordedSpan, record
 from tests.support.servers import RedisServer
 

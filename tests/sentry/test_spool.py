@@ -15,7 +15,7 @@ from sentry_sdk.consts import DEFAULT_OPTIONS
 from sentry_sdk.envelope import Envelope, Item, PayloadRef
 from sentry_sdk.transport import HttpTransport
 
-from otel_sentry.sentry.spool import Breaker, Spool
+from otel_sentry._internal.sentry.spool import Breaker, Spool
 
 
 def _envelope(n: int, size: int = 10) -> Envelope:
@@ -128,7 +128,7 @@ def test_a_killed_process_leaves_its_envelopes_to_the_next_start(tmp_path: Path)
         import os, signal, sys
         sys.path.insert(0, {str(Path(__file__).parent)!r})
         from test_spool import _envelope
-        from otel_sentry.sentry.spool import Spool
+        from otel_sentry._internal.sentry.spool import Spool
         spool = Spool({str(tmp_path)!r})
         spool.hold(_envelope(1))
         spool.retry(spool.hold(_envelope(2)))

@@ -7,8 +7,8 @@ import sentry_sdk
 from opentelemetry import trace
 
 import otel_sentry
+from otel_sentry._internal.sentry.transport import EnvelopeTransport
 from otel_sentry.inbox import Fault, Inbox
-from otel_sentry.sentry.transport import EnvelopeTransport
 from tests.support.servers import free_port
 
 pytestmark = pytest.mark.usefixtures("fresh")

@@ -13,7 +13,7 @@ from typing import Any
 
 from celery import Celery
 
-from otel_sentry.workers import init_celery_worker
+from otel_sentry._internal.celery_worker import init_celery_worker
 
 init_celery_worker(environment="test", release="jobs@1")
 

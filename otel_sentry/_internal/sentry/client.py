@@ -1,0 +1,245 @@
+"""sentry_sdk's client as ``init()`` sets it up: our transport, hooks and integrations.
+
+Errors, logs and sessions are sentry_sdk's to send; traces are OpenTelemetry's. So its own
+tracing is off, the integrations whose job OpenTelemetry's instrumentations do are switched off
+(they cost requests CPU for spans that would never be sent), every event leaves through one chain
+of hooks (noise filter, the user's hook, the one scrubber, Sentry's size limit), and envelopes
+travel through :class:`~otel_sentry._internal.sentry.transport.EnvelopeTransport` with its spool.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import sentry_sdk
+
+from otel_sentry._internal import scrub
+from otel_sentry._internal.config import ConfigError, Settings
+from otel_sentry._internal.sentry import asgi, capture, celery_tasks, dedupe, exit_spool
+from otel_sentry._internal.sentry.hooks import NoEventScrubber, SentryHooks
+from otel_sentry._internal.sentry.limits import fit_event
+from otel_sentry._internal.sentry.noise import NoiseFilter
+from otel_sentry._internal.sentry.transactions import TransactionDefaults
+from otel_sentry._internal.sentry.transport import EnvelopeTransport
+from otel_sentry._version import __version__
+
+__all__ = ["close_sentry", "init_sentry", "transaction_defaults"]
+
+_log = logging.getLogger("otel_sentry")
+
+
+def init_sentry(settings: Settings, noise: NoiseFilter) -> bool:
+    """sentry_sdk's client, set up to send what OpenTelemetry does not: errors, logs, sessions.
+
+    False when nothing is to be sent to Sentry (disabled, or neither a DSN nor a transport).
+    """
+    transport = settings.transport
+    if not settings.enabled or (settings.dsn is None and transport is None):
+        return False
+    _check_spool_dir(settings)
+    kwargs: dict[str, Any] = {
+        "dsn": settings.dsn,
+        "environment": settings.environment,
+        "release": settings.release,
+        "debug": settings.debug,
+        # Traces are OpenTelemetry's job here; sentry_sdk creating its own transactions would
+        # double them, and its header injection would fight the OTel propagator.
+        "traces_sample_rate": None,
+        "trace_propagation_targets": [],
+        "disabled_integrations": _replaced_integrations(),
+        # Relay trims strings past 8 KiB anyway; trimming here keeps events under its 1 MiB
+        # item limit (sentry_sdk leaves them unbounded by default, a 3 MiB message included).
+        "max_value_length": 8192,
+    }
+    if settings.send_default_pii:
+        # Only when opted in: sentry_sdk >= 2.7x deprecates the flag in favour of
+        # data_collection, and its default (off) is already ours.
+        kwargs["send_default_pii"] = True
+    if settings.enable_logs:
+        kwargs["enable_logs"] = True
+    if transport is None:
+        kwargs["transport"] = EnvelopeTransport
+        # Our transport adds the source lines off the request thread (sentry/capture.py).
+        kwargs["include_source_context"] = False
+    if settings.integrations is not None:
+        kwargs["integrations"] = settings.integrations
+    if transport is not None:
+        kwargs["transport"] = transport
+    kwargs["integrations"] = _tuned_integrations(list(kwargs.get("integrations") or ()))
+    # Every exit of sentry_sdk: noise filter, then the user's hook, then the one scrubber last
+    # (see sentry/hooks.py); sentry_sdk's own EventScrubber is off so allow-lists hold.
+    hooks = SentryHooks(
+        scrub.current(),
+        noise,
+        before_send=settings.before_send,
+        before_send_transaction=settings.before_send_transaction,
+        before_breadcrumb=settings.before_breadcrumb,
+        before_send_log=settings.before_send_log,
+    )
+    kwargs["before_send"] = _fitted(hooks.before_send)
+    kwargs["before_send_transaction"] = hooks.before_send_transaction
+    if settings.before_breadcrumb is not None:
+        # Only the user's: breadcrumbs are scrubbed with their event, and a pass-through hook
+        # would cost every recorded breadcrumb (every INFO log line) a call for nothing.
+        kwargs["before_breadcrumb"] = hooks.before_breadcrumb
+    kwargs["before_send_log"] = hooks.before_send_log
+    kwargs["event_scrubber"] = NoEventScrubber()
+    if settings.spotlight:
+        kwargs["spotlight"] = (
+            True if settings.spotlight.lower() in ("1", "true") else settings.spotlight
+        )
+    sentry_sdk.init(**kwargs)
+    # sentry_sdk honours disabled_integrations only the first time an integration is seen in
+    # the process: if any client set one up before us, ours gets it anyway. Its patched code
+    # asks the current client for the integration, so removing it from ours switches it off.
+    if not settings.debug:
+        # sentry_sdk keeps its logger at DEBUG and filters per record, so every envelope it
+        # sends builds a LogRecord nobody reads (a measurable share of a send's CPU).
+        logging.getLogger("sentry_sdk.errors").setLevel(logging.INFO)
+    client = sentry_sdk.get_client()
+    for integration in kwargs["disabled_integrations"]:
+        client.integrations.pop(integration.identifier, None)
+    if isinstance(client.transport, EnvelopeTransport):
+        _use_spool(client.transport, settings)
+        client.transport.keep_at_exit(
+            exit_spool.choose(settings.dsn, settings.spool_dir, settings.spool_at_exit)
+        )
+        client.transport.source_context = kwargs.get("include_source_context") is False
+    capture.speed_up_queryset_repr()
+    capture.warm_installed_modules()
+    dedupe.install()
+    asgi.install()
+    celery_tasks.install()
+    return True
+
+
+def transaction_defaults(settings: Settings) -> TransactionDefaults:
+    """What every transaction and DSC of this process carries (release, environment, keys)."""
+    parts = settings.dsn_parts
+    return TransactionDefaults(
+        release=settings.release,
+        environment=settings.environment,
+        public_key=parts.public_key if parts else None,
+        org_id=settings.org_id or (parts.org_id if parts else None),
+        sdk={"name": "sentry.python.otel_sentry", "version": __version__},
+    )
+
+
+def _fitted(hook: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+    """``hook``, then Sentry's size limit: an event over 1 MiB would be refused whole."""
+
+    def before_send(event: Any, hint: Any) -> Any:
+        event = hook(event, hint)
+        return fit_event(event) if event is not None else None
+
+    return before_send
+
+
+def _check_spool_dir(settings: Settings) -> None:
+    """Before anything is set up, so a bad directory leaves the process untouched."""
+    if settings.spool_dir is None:
+        return
+    problem = exit_spool.usable(Path(settings.spool_dir))
+    if problem is not None:
+        raise ConfigError(
+            f"spool_dir (OTEL_SENTRY_SPOOL_DIR) = {settings.spool_dir!r} is not a usable "
+            f"directory: {problem}. Fix: point it at a writable directory, or unset it to keep "
+            "waiting envelopes in memory."
+        )
+
+
+def _use_spool(transport: EnvelopeTransport, settings: Settings) -> None:
+    max_bytes = int(settings.spool_max_mb * (1 << 20))
+    try:
+        transport.use_spool(settings.spool_dir, max_bytes)
+    except OSError as exc:  # checked at startup; a disk that fails since keeps us in memory
+        _log.warning("otel-sentry: spool_dir unusable (%s); keeping envelopes in memory", exc)
+        transport.use_spool(None, max_bytes)
+
+
+def _tuned_integrations(given: list[Any]) -> list[Any]:
+    """sentry_sdk's Django integration without its tracing work, unless the user passed one.
+
+    It stays on for errors: it forks the scope per request, captures through Django's
+    ``got_request_exception`` (inside the OTel request span) and adds the request. Its
+    transaction, middleware and signal spans are never sent here but cost ~160 us per request
+    (benchmarks/django_errors.py: bare 338 us, default integration 592 us, these 428 us).
+    """
+    try:
+        from sentry_sdk.integrations.django import DjangoIntegration
+    except Exception:  # Django is not installed
+        return given
+    if any(isinstance(i, DjangoIntegration) for i in given):
+        return given
+    lean = DjangoIntegration(
+        middleware_spans=False,
+        signals_spans=False,
+        cache_spans=False,
+        db_transaction_spans=False,
+        http_methods_to_capture=(),  # no transaction of its own; the scope is still forked
+    )
+    return [*given, lean]
+
+
+_REPLACED = (
+    ("sentry_sdk.integrations.starlette", "StarletteIntegration"),
+    ("sentry_sdk.integrations.fastapi", "FastApiIntegration"),
+    ("sentry_sdk.integrations.httpx", "HttpxIntegration"),
+    ("sentry_sdk.integrations.openai", "OpenAIIntegration"),
+    ("sentry_sdk.integrations.anthropic", "AnthropicIntegration"),
+    ("sentry_sdk.integrations.celery", "CeleryIntegration"),
+    ("sentry_sdk.integrations.redis", "RedisIntegration"),
+    ("sentry_sdk.integrations.sqlalchemy", "SqlalchemyIntegration"),
+    ("sentry_sdk.integrations.asyncpg", "AsyncPGIntegration"),
+)
+
+
+def _replaced_integrations() -> list[Any]:
+    """sentry_sdk integrations whose job OpenTelemetry and our own middleware do here.
+
+    Starlette/FastAPI: ~400 us per request even with tracing off (see sentry/asgi.py). httpx: its
+    spans and headers are the OTel instrumentation's and the propagator's job. OpenAI/Anthropic:
+    auto-enabled when the SDK is installed; they would start a second span per call and capture
+    every failed call as an issue of its own, beside the request's error (GenAI spans are
+    instrument/llm_clients.py's and the Anthropic SDK's job). Celery: its own transactions and task
+    headers compete with the OTel ones (sentry/celery_tasks.py). Redis, SQLAlchemy, asyncpg: their
+    spans never reach a transaction here (the OTel instrumentations and instrument/db.py, cache.py
+    record them), yet they still build spans and breadcrumbs per command: a Redis GET cost ~1.9x the
+    CPU with RedisIntegration on.
+    """
+    _skip_replaced_auto_integrations()
+    out: list[Any] = []
+    for module, name in _REPLACED:
+        # Only already-imported ones can be active: a client set up before ours enabled them.
+        loaded = sys.modules.get(module)
+        if loaded is not None and hasattr(loaded, name):
+            out.append(getattr(loaded, name))
+    return out
+
+
+def _skip_replaced_auto_integrations() -> None:
+    """Take the replaced integrations off the list sentry_sdk walks at init.
+
+    To find out whether a library is installed, sentry_sdk imports each auto-enabling
+    integration's module, which imports the library: with the OpenAI and Anthropic SDKs installed
+    that alone cost init() ~4 s of CPU (~60 MiB RSS) for integrations we then switch off. The list
+    is sentry_sdk's private module state; if it ever moves we fall back to importing them.
+    """
+    try:
+        from sentry_sdk import integrations
+
+        auto = integrations._AUTO_ENABLING_INTEGRATIONS
+    except (ImportError, AttributeError):
+        return
+    replaced = {f"{module}.{name}" for module, name in _REPLACED}
+    auto[:] = [path for path in auto if path not in replaced]
+
+
+def close_sentry(timeout: float) -> None:
+    """Flush and close the client; a no-op client takes its place (not the closed one)."""
+    sentry_sdk.get_client().close(timeout=timeout)
+    sentry_sdk.get_global_scope().set_client(None)

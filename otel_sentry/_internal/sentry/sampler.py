@@ -1,0 +1,224 @@
+"""An OpenTelemetry ``Sampler`` that decides the way Sentry's SDKs do.
+
+For a local root span: ``traces_sampler(context)`` if given, else the first matching sampling
+rule, else the upstream's decision, else ``traces_sample_rate``; the decision is
+``sample_rand < rate``. Children follow their parent. Unsampled spans are non-recording (almost
+free) while the decision, rate and ``sample_rand`` still travel in the span's ``tracestate`` so
+outgoing headers tell downstream services what was decided.
+
+    >>> provider = TracerProvider(sampler=SentrySampler(rate=0.1))   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import re
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from opentelemetry.context import Context
+from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
+from opentelemetry.trace import Link, SpanKind, TraceState, get_current_span
+from opentelemetry.util.types import Attributes
+
+from otel_sentry._internal.counters import DropCounter
+from otel_sentry._internal.pressure import LoadShedder
+from otel_sentry._internal.sentry.dsc import (
+    DSC_ATTRIBUTE,
+    TRACE_STATE_KEY,
+    consistent_sample_rand,
+    decision_from_trace_state,
+    incoming_trace,
+    rand_from_trace_id,
+    serialize_baggage,
+)
+
+__all__ = [
+    "SAMPLE_RAND_ATTRIBUTE",
+    "SAMPLE_RATE_ATTRIBUTE",
+    "TRACE_STATE_KEY",
+    "SentrySampler",
+    "decision_from_trace_state",
+]
+
+_log = logging.getLogger("otel_sentry")
+
+SAMPLE_RATE_ATTRIBUTE = "sentry.sample_rate"
+SAMPLE_RAND_ATTRIBUTE = "sentry.sample_rand"
+
+_EMPTY_STATE = TraceState()
+
+TracesSampler = Callable[[dict[str, Any]], "float | bool | int | None"]
+
+
+class SentrySampler(Sampler):
+    def __init__(
+        self,
+        rate: float = 1.0,
+        traces_sampler: TracesSampler | None = None,
+        rules: Sequence[tuple[str, float]] = (),
+        shedder: LoadShedder | None = None,
+    ) -> None:
+        self.rate = rate
+        self.shedder = shedder
+        self.traces_sampler = traces_sampler
+        self.rules = tuple((re.compile(fnmatch.translate(p)), r, p) for p, r in rules)
+        # All rules in one pattern, in order: one match per candidate string instead of one per
+        # rule (the noise rules alone are a dozen, tried on every root span).
+        self._rules_pattern = _combined(self.rules)
+        self._rule_rates = tuple(r for _, r, _ in self.rules)
+        self._drops = DropCounter()
+
+    def drops_since_last_call(self) -> int:
+        """Roots dropped for their sample rate since the last call (backpressure: the shedder's)."""
+        return self._drops.since_last_call()
+
+    def should_sample(
+        self,
+        parent_context: Context | None,
+        trace_id: int,
+        name: str,
+        kind: SpanKind | None = None,
+        attributes: Attributes = None,
+        links: Sequence[Link] | None = None,
+        trace_state: TraceState | None = None,
+    ) -> SamplingResult:
+        parent = get_current_span(parent_context).get_span_context()
+        if parent.is_valid and not parent.is_remote:
+            # A child in this process: follow the root, carry its trace state along.
+            # The SDK takes the span's attributes from the result: pass them through.
+            if parent.trace_flags.sampled:
+                return SamplingResult(Decision.RECORD_AND_SAMPLE, attributes, parent.trace_state)
+            return SamplingResult(Decision.DROP, None, parent.trace_state)
+
+        incoming = incoming_trace(parent_context) if parent.is_valid else None
+        parent_sampled: bool | None = None
+        if parent.is_valid:
+            parent_sampled = (
+                incoming.sampled if incoming is not None else parent.trace_flags.sampled
+            )
+        rand = incoming.sample_rand if incoming is not None else None
+
+        rate = self._explicit_rate(name, kind, attributes, parent_sampled, incoming)
+        if rate is not None:
+            if rand is None:
+                rand = rand_from_trace_id(trace_id)
+            sampled = rand < rate
+        elif parent_sampled is not None:
+            sampled = parent_sampled
+            upstream_rate = incoming.sample_rate if incoming is not None else None
+            rate = upstream_rate if upstream_rate is not None else self.rate
+            if rand is None:
+                rand = consistent_sample_rand(trace_id, rate, sampled)
+        else:
+            rate = self.rate
+            if rand is None:
+                rand = rand_from_trace_id(trace_id)
+            sampled = rand < rate
+
+        shed = False
+        shedder = self.shedder
+        if shedder is not None:
+            shedder.watch_running_loop()
+            if shedder.factor < 1.0:
+                # Overloaded (pressure.py): keep the traces with the lowest sample_rand, the
+                # same ones every shedding service keeps; the kept carry the effective rate.
+                rate = rate * shedder.factor
+                if sampled and rand >= rate:
+                    sampled, shed = False, True
+                    shedder.count_drop()
+
+        base = parent.trace_state if parent.is_valid else _EMPTY_STATE
+        value = f"r:{rand:.6f};s:{rate!r}"
+        state = (
+            base.update(TRACE_STATE_KEY, value)
+            if TRACE_STATE_KEY in base
+            else base.add(TRACE_STATE_KEY, value)
+        )
+        if not sampled:
+            if not shed:
+                self._drops.add()
+            return SamplingResult(Decision.DROP, None, state)
+        kept = dict(attributes) if attributes else {}
+        kept[SAMPLE_RATE_ATTRIBUTE] = rate
+        kept[SAMPLE_RAND_ATTRIBUTE] = rand
+        if incoming is not None and incoming.dsc:
+            kept[DSC_ATTRIBUTE] = serialize_baggage(incoming.dsc)
+        return SamplingResult(Decision.RECORD_AND_SAMPLE, kept, state)
+
+    def _explicit_rate(
+        self,
+        name: str,
+        kind: SpanKind | None,
+        attributes: Attributes,
+        parent_sampled: bool | None,
+        incoming: Any,
+    ) -> float | None:
+        if self.traces_sampler is not None:
+            context = {
+                "transaction_context": {"name": name},
+                "name": name,
+                "kind": kind.name if kind is not None else None,
+                "attributes": dict(attributes or {}),
+                "parent_sampled": parent_sampled,
+                "parent_sample_rate": incoming.sample_rate if incoming is not None else None,
+            }
+            try:
+                value = self.traces_sampler(context)
+            except Exception:  # a user callback must never break a request
+                _log.exception("otel-sentry: traces_sampler raised; dropping this trace")
+                return 0.0
+            if value is None:
+                return None
+            if isinstance(value, bool) or (isinstance(value, (int, float)) and 0 <= value <= 1):
+                return float(value)
+            _log.warning("otel-sentry: traces_sampler returned %r, not a rate in [0, 1]", value)
+            return 0.0
+        if self._rules_pattern is not None:
+            match = self._rules_pattern.match
+            for candidate in _rule_candidates(name, attributes):
+                found = match(candidate)
+                if found is not None:
+                    # Group i + 1 wraps rule i; the first that took part is the rule that matched.
+                    groups = found.groups()
+                    for i, rule_rate in enumerate(self._rule_rates):
+                        if groups[i] is not None:
+                            return rule_rate
+        elif self.rules:
+            for candidate in _rule_candidates(name, attributes):
+                for pattern, rule_rate, _raw in self.rules:
+                    if pattern.match(candidate):
+                        return rule_rate
+        return None
+
+    def get_description(self) -> str:
+        return f"SentrySampler{{rate={self.rate}, rules={len(self.rules)}}}"
+
+
+def _combined(rules: Sequence[tuple[re.Pattern[str], float, str]]) -> re.Pattern[str] | None:
+    """One pattern for all rules, in order, each the only capturing group of its alternative."""
+    if not rules:
+        return None
+    try:
+        combined = re.compile("|".join(f"({p.pattern})" for p, _, _ in rules))
+    except re.error:  # a rule's own groups clash with another's: match them one by one
+        return None
+    # fnmatch may add groups of its own (named, on older Pythons): then we cannot tell which
+    # alternative matched from the group numbers; match rule by rule instead.
+    return combined if combined.groups == len(rules) else None
+
+
+def _rule_candidates(name: str, attributes: Mapping[str, Any] | None) -> list[str]:
+    """The strings a rule may match: route, path (no query), span name, and the name sans method."""
+    out: list[str] = []
+    if attributes:
+        for key in ("http.route", "url.path", "http.target"):
+            value = attributes.get(key)
+            if isinstance(value, str):
+                out.append(value.split("?", 1)[0])
+    out.append(name)
+    method, _, rest = name.partition(" ")
+    if rest and method.isupper():
+        out.append(rest)
+    return out
