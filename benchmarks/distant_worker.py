@@ -56,7 +56,8 @@ def _otel_sentry(options: Options, args: argparse.Namespace) -> Sender:
     from opentelemetry.sdk.trace import TracerProvider
 
     import otel_sentry
-    from otel_sentry._internal.config import ConfigError, resolve
+
+    config = _config_module()
 
     notes: list[str] = []
     kwargs: dict[str, Any] = {
@@ -75,7 +76,7 @@ def _otel_sentry(options: Options, args: argparse.Namespace) -> Sender:
     if args.ca_file:
         optional["ca_certs"] = args.ca_file
     for name, value in optional.items():
-        if _knows(name, kwargs, resolve, ConfigError):
+        if _knows(name, kwargs, config.resolve, config.ConfigError):
             kwargs[name] = value
         elif name == "ca_certs":
             # Our transport reads SSL_CERT_FILE when it is built, as urllib3 does.
@@ -92,14 +93,23 @@ def _otel_sentry(options: Options, args: argparse.Namespace) -> Sender:
     return Sender(flush=otel_sentry.flush, counter=counter, notes=notes)
 
 
+def _config_module() -> Any:
+    """otel_sentry's config module: under ``_internal`` now, at the top in revisions before it
+    (``--baseline``)."""
+    try:
+        from otel_sentry._internal import config
+    except ImportError:
+        from otel_sentry import config  # type: ignore[attr-defined,no-redef]
+    return config
+
+
 def _knows(name: str, kwargs: dict[str, Any], resolve: Any, error: type[Exception]) -> bool:
     """Whether the otel_sentry that was imported has option ``name``.
 
     Its ``config`` names them (``OPTIONS`` and the code-only ``CODE_ONLY``); a version without
     those lists is asked by resolving the option with a placeholder value.
     """
-    from otel_sentry._internal import config
-
+    config = _config_module()
     try:
         known = {o.name for o in config.OPTIONS} | set(config.CODE_ONLY)
     except (AttributeError, TypeError):
