@@ -80,11 +80,6 @@ def _describe(option: Option, origin: str, raw: object) -> str:
 
 def _fix(option: Option, origin: str) -> str:
     where = option.name if origin == "kwarg" else origin.removeprefix("env:")
-    if option.name == "dsn":
-        return (
-            f"set {where} to the DSN from Sentry's Project Settings > Client Keys, "
-            "like https://<key>@o123.ingest.sentry.io/456, or unset it to send nothing"
-        )
     return f"set {where} to {option.expect}, or unset it ({option.help})"
 
 

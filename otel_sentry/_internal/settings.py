@@ -55,7 +55,7 @@ from otel_sentry._internal.parsers import (
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace.export import SpanExporter
 
-__all__ = ["CODE_ONLY", "CODE_OPTIONS", "OPTIONS", "Settings", "markdown_table"]
+__all__ = ["CODE_ONLY", "CODE_OPTIONS", "NAMES", "OPTIONS", "Settings", "markdown_table"]
 
 _RATE = "a number between 0 and 1, like 0.1"
 _BOOL = "true or false"
@@ -71,7 +71,7 @@ class Settings:
         parse=parse_dsn_text,
         help="Where Sentry data goes. No DSN: instrumentation works, nothing is sent to Sentry.",
         expect="the DSN from Sentry's Project Settings > Client Keys, like "
-        "https://<key>@o123.ingest.sentry.io/456, or unset it to send nothing",
+        "https://<key>@o123.ingest.sentry.io/456",
         doc_default="none: instrumentation works, nothing is sent, one log line says so",
         secret=True,
     )
@@ -405,7 +405,7 @@ class Settings:
 
     def as_options(self, **overrides: Any) -> dict[str, Any]:
         """Keyword arguments that make ``init()`` resolve to these settings (plus overrides)."""
-        values: dict[str, Any] = {name: getattr(self, name) for name in _NAMES}
+        values: dict[str, Any] = {name: getattr(self, name) for name in NAMES}
         values["release"] = self.release or ""
         values.update(overrides)
         return values
@@ -425,7 +425,8 @@ def _declared() -> tuple[tuple[Option, ...], tuple[CodeOption, ...]]:
 OPTIONS, CODE_OPTIONS = _declared()
 # Options that only make sense as Python objects: never read from the environment.
 CODE_ONLY: tuple[str, ...] = tuple(o.name for o in CODE_OPTIONS)
-_NAMES = tuple(o.name for o in OPTIONS) + CODE_ONLY
+# Every name init() accepts.
+NAMES: tuple[str, ...] = tuple(o.name for o in OPTIONS) + CODE_ONLY
 
 
 def markdown_table() -> str:

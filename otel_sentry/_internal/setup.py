@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import sentry_sdk
 
 from otel_sentry._internal import context, pipeline, scrub
-from otel_sentry._internal.config import CODE_ONLY, OPTIONS, ConfigError, Settings, resolve
+from otel_sentry._internal.config import ConfigError, Settings, resolve
 from otel_sentry._internal.sentry import propagator
 from otel_sentry._internal.sentry.client import close_sentry, init_sentry, transaction_defaults
 from otel_sentry._internal.sentry.events import link_events, unlink_events
@@ -37,6 +37,7 @@ from otel_sentry._internal.sentry.noise import NoiseFilter
 from otel_sentry._internal.sentry.propagator import head_from_settings
 from otel_sentry._internal.sentry.span_processor import TransactionExporter
 from otel_sentry._internal.sentry.transport import EnvelopeTransport
+from otel_sentry._internal.settings import NAMES
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -46,7 +47,7 @@ if TYPE_CHECKING:
 __all__ = ["current_settings", "flush", "init", "shutdown"]
 
 _log = logging.getLogger("otel_sentry")
-_OPTION_NAMES = frozenset(o.name for o in OPTIONS) | frozenset(CODE_ONLY)
+_OPTION_NAMES = frozenset(NAMES)
 _lock = threading.RLock()
 _lock_held_for_fork = False
 
