@@ -15,6 +15,7 @@ from mypy import api
 
 from otel_sentry._internal import config
 from otel_sentry._internal.options import InitOptions
+from otel_sentry._internal.sdk_options import SDK_OPTIONS
 from otel_sentry._internal.settings import CODE_ONLY, OPTIONS, Settings, markdown_table
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -34,8 +35,10 @@ def test_the_readme_table_is_the_declarations() -> None:
 
 def test_init_accepts_exactly_the_declared_options() -> None:
     declared = {o.name for o in OPTIONS} | set(CODE_ONLY)
-    assert set(InitOptions.__annotations__) == declared
-    settings_fields = set(Settings.__dataclass_fields__) - {"sources"}
+    # and sentry_sdk's other keywords (tests/test_sentry_sdk_options.py)
+    assert set(InitOptions.__annotations__) == declared | set(SDK_OPTIONS)
+    resolved = {"sources", "sentry_sdk_options", "inert_options"}
+    settings_fields = set(Settings.__dataclass_fields__) - resolved
     assert settings_fields == declared
 
 

@@ -22,6 +22,7 @@ from otel_sentry._internal.dsn import DsnParts, parse_dsn, redact_url
 from otel_sentry._internal.options import Option
 from otel_sentry._internal.parsers import EXPORT_MODES, parse_rate
 from otel_sentry._internal.release import detect_release
+from otel_sentry._internal.sdk_options import SDK_OPTIONS, split
 from otel_sentry._internal.settings import CODE_ONLY, CODE_OPTIONS, OPTIONS, Settings
 
 __all__ = [
@@ -87,8 +88,9 @@ def resolve(options: Mapping[str, Any], environ: Mapping[str, str] | None = None
     """Keyword arguments win, then the most specific variable, then the default."""
     env = os.environ if environ is None else environ
     unknown = [k for k in options if k not in _BY_NAME and k not in CODE_ONLY]
+    unknown = [k for k in unknown if k not in SDK_OPTIONS]
     if unknown:
-        known = [*_BY_NAME, *CODE_ONLY]
+        known = [*_BY_NAME, *CODE_ONLY, *SDK_OPTIONS]
         hints = [
             f"{k!r}"
             + (
@@ -99,9 +101,15 @@ def resolve(options: Mapping[str, Any], environ: Mapping[str, str] | None = None
             for k in unknown
         ]
         raise ConfigError(
-            f"otel_sentry.init() got unknown option(s) {', '.join(hints)}. "
-            f"Fix: use one of {', '.join(known)}."
+            f"otel_sentry.init() got unknown option(s) {', '.join(hints)}. Fix: use an option "
+            "from README.md's configuration table or a sentry_sdk.init() option "
+            "(docs/sentry-sdk-options.md)."
         )
+    # sentry_sdk's own keywords: passed to its client, or standing for ours (sdk_options.py).
+    sdk = split(options)
+    if sdk.refused:
+        raise ConfigError(" ".join(sdk.refused))
+    options = {**options, **sdk.mapped}
 
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
@@ -161,7 +169,13 @@ def resolve(options: Mapping[str, Any], environ: Mapping[str, str] | None = None
     for name, value in code.items():
         if name in _CALLBACKS and not callable(value):
             raise ConfigError(f"{name}={value!r} must be a callable. Fix: pass a function.")
-    return Settings(**values, **code, sources=sources)
+    return Settings(
+        **values,
+        **code,
+        sentry_sdk_options=sdk.passed,
+        inert_options=sdk.inert,
+        sources=sources,
+    )
 
 
 def _resource_attributes(raw: str) -> dict[str, str]:

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypedDict, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from otel_sentry._internal.sdk_options import SentrySdkOptions
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace.export import SpanExporter
@@ -85,9 +87,10 @@ def code_option(help: str, *, is_callable: bool = True) -> Any:
     return field(default=None, metadata={"code_option": CodeOption("", help, is_callable)})
 
 
-class InitOptions(TypedDict, total=False):
+class InitOptions(SentrySdkOptions, total=False):
     """What ``init()`` accepts, for type checkers: the same names as :class:`Settings`, each with
-    the values its parser takes (text as in a variable, or the typed value)."""
+    the values its parser takes (text as in a variable, or the typed value), and sentry_sdk's
+    other keywords (:class:`~otel_sentry._internal.sdk_options.SentrySdkOptions`)."""
 
     dsn: str | None
     enabled: bool | str

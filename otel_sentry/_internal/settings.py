@@ -380,6 +380,10 @@ class Settings:
     resource_attributes: Mapping[str, Any] | None = code_option(
         "more OpenTelemetry resource attributes", is_callable=False
     )
+    # sentry_sdk.init() keywords that are not options here (sdk_options.py): those passed to
+    # its client, and those accepted without effect (name -> why), warned about at init().
+    sentry_sdk_options: Mapping[str, Any] = field(default_factory=dict)
+    inert_options: Mapping[str, str] = field(default_factory=dict, compare=False)
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -407,6 +411,7 @@ class Settings:
         """Keyword arguments that make ``init()`` resolve to these settings (plus overrides)."""
         values: dict[str, Any] = {name: getattr(self, name) for name in NAMES}
         values["release"] = self.release or ""
+        values.update(self.sentry_sdk_options)
         values.update(overrides)
         return values
 

@@ -113,7 +113,10 @@ def init(**options: Unpack[InitOptions]) -> Settings:
             raise ConfigError(_conflict_message(changed))
         # Built once, shared by everything below.
         scrub.configure(_scrubber(settings))
-        noise = NoiseFilter(settings.noise_filters)
+        noise = NoiseFilter(
+            settings.noise_filters,
+            settings.sentry_sdk_options.get("trace_ignore_status_codes") or (),
+        )
         defaults = transaction_defaults(settings)
         propagator.configure(head_from_settings(settings))
         context.configure(send_default_pii=settings.send_default_pii)
@@ -197,8 +200,10 @@ def shutdown(timeout: float = 2.0) -> None:
 
 
 def _at_exit() -> None:
+    installed = _installed
+    budget = installed.settings.sentry_sdk_options.get("shutdown_timeout") if installed else None
     try:
-        shutdown()
+        shutdown(2.0 if budget is None else float(budget))
     except Exception:  # exiting: never turn a clean exit into a traceback
         _log.debug("otel-sentry: shutdown at exit failed", exc_info=True)
 
@@ -213,7 +218,11 @@ def _explicit_changes(old: Settings, new: Settings, options: dict[str, Any]) -> 
     return [
         name
         for name in options
-        if name in _OPTION_NAMES and _differs(getattr(old, name), getattr(new, name))
+        if (name in _OPTION_NAMES and _differs(getattr(old, name), getattr(new, name)))
+        or (
+            name in new.sentry_sdk_options
+            and _differs(old.sentry_sdk_options.get(name), new.sentry_sdk_options[name])
+        )
     ]
 
 
@@ -274,6 +283,10 @@ def _announce(settings: Settings, instrumented: list[str]) -> None:
             "otel-sentry: profiles_sample_rate=%s is accepted but profiling is not wired up yet: "
             "no profiles are sent",
             settings.profiles_sample_rate,
+        )
+    for name, why in settings.inert_options.items():
+        _log.warning(
+            "otel-sentry: sentry_sdk option %s is accepted but has no effect: %s", name, why
         )
     if not settings.enabled:
         _log.info("otel-sentry: disabled (SENTRY_ENABLED=false): nothing is sent")

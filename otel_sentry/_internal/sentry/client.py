@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +92,7 @@ def init_sentry(settings: Settings, noise: NoiseFilter) -> bool:
         kwargs["spotlight"] = (
             True if settings.spotlight.lower() in ("1", "true") else settings.spotlight
         )
+    _add_sentry_sdk_options(kwargs, settings.sentry_sdk_options, own_transport=transport is None)
     sentry_sdk.init(**kwargs)
     # sentry_sdk honours disabled_integrations only the first time an integration is seen in
     # the process: if any client set one up before us, ours gets it anyway. Its patched code
@@ -108,13 +109,30 @@ def init_sentry(settings: Settings, noise: NoiseFilter) -> bool:
         client.transport.keep_at_exit(
             exit_spool.choose(settings.dsn, settings.spool_dir, settings.spool_at_exit)
         )
-        client.transport.source_context = kwargs.get("include_source_context") is False
+        client.transport.source_context = (
+            settings.sentry_sdk_options.get("include_source_context") is not False
+        )
     capture.speed_up_queryset_repr()
     capture.warm_installed_modules()
     dedupe.install()
     asgi.install()
     celery_tasks.install()
     return True
+
+
+def _add_sentry_sdk_options(
+    kwargs: dict[str, Any], given: Mapping[str, Any], *, own_transport: bool
+) -> None:
+    """The user's other sentry_sdk keywords (``sdk_options.py``, ``passed``), over ours."""
+    for name, value in given.items():
+        if name == "trace_ignore_status_codes":
+            continue  # the noise filter's job here (noise.py); sentry_sdk has no transactions
+        if name == "disabled_integrations":
+            kwargs[name] = [*kwargs[name], *(value or ())]
+        elif name == "include_source_context" and own_transport:
+            continue  # our transport adds them off the request thread, or not (init_sentry)
+        else:
+            kwargs[name] = value
 
 
 def transaction_defaults(settings: Settings) -> TransactionDefaults:

@@ -7,7 +7,8 @@
 - ``host_header``: errors about a forged ``Host`` header (Django's ``DisallowedHost``).
 
 Each can be turned off with the ``noise_filters`` option (``OTEL_SENTRY_NOISE_FILTERS``):
-``none`` keeps everything, a list keeps only the named filters.
+``none`` keeps everything, a list keeps only the named filters. sentry_sdk's
+``trace_ignore_status_codes`` drops server transactions answered with those codes too.
 
     >>> NoiseFilter(("not_found",)).drops_transaction(
     ...     {"contexts": {"trace": {"op": "http.server", "data": {"http.status_code": 404}}}})
@@ -30,8 +31,10 @@ _HOST_HEADER_LOGGERS = frozenset({"django.security.DisallowedHost"})
 
 
 class NoiseFilter:
-    def __init__(self, enabled: Iterable[str]) -> None:
+    def __init__(self, enabled: Iterable[str], ignore_status_codes: Iterable[int] = ()) -> None:
         self.enabled = frozenset(enabled)
+        # sentry_sdk's trace_ignore_status_codes: server transactions answered with these.
+        self.ignore_status_codes = frozenset(ignore_status_codes)
 
     def sampling_rules(self) -> tuple[tuple[str, float], ...]:
         """Rules appended after the user's own, so ``/health=1`` in ``sampling_rules`` wins."""
@@ -45,14 +48,22 @@ class NoiseFilter:
 
     def drops_transaction(self, event: dict[str, Any]) -> str | None:
         """The filter's name when this transaction is noise, else None."""
-        if "not_found" not in self.enabled:
+        if "not_found" not in self.enabled and not self.ignore_status_codes:
             return None
         trace = (event.get("contexts") or {}).get("trace") or {}
         if trace.get("op") != "http.server":
             return None
         data = trace.get("data") or {}
         code = data.get("http.response.status_code", data.get("http.status_code"))
-        return "not_found" if code in (404, "404") else None
+        if code is None:
+            return None
+        if "not_found" in self.enabled and code in (404, "404"):
+            return "not_found"
+        try:
+            status = int(code)
+        except (TypeError, ValueError):
+            return None
+        return "trace_ignore_status_codes" if status in self.ignore_status_codes else None
 
     def drops_event(self, event: dict[str, Any], hint: Any) -> bool:
         if "host_header" not in self.enabled:
