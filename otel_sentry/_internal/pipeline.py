@@ -40,6 +40,7 @@ from otel_sentry._internal.pressure import LoadShedder
 from otel_sentry._internal.roots import LocalRootTracker
 from otel_sentry._internal.scrub import scrub_text
 from otel_sentry._internal.scrub_spans import ScrubbingSpanExporter
+from otel_sentry._internal.sentry import tracing_api
 from otel_sentry._internal.sentry.gen_ai import GenAiBreadcrumbs
 from otel_sentry._internal.sentry.noise import NoiseFilter
 from otel_sentry._internal.sentry.propagator import SentryPropagator
@@ -116,6 +117,7 @@ def reset() -> None:
     """``shutdown()``: the processors of this init() stop; the provider stays for the next one."""
     switchboard.shutdown()
     _sampler.delegate = ParentBased(TraceIdRatioBased(1.0))
+    tracing_api.uninstall()
 
 
 def install_provider(settings: Settings) -> TracerProvider:
@@ -211,6 +213,8 @@ def span_processors(
                 noise=noise,
             )
         )
+        # sentry_sdk.start_transaction(), start_span(), @trace: OTel spans of this provider.
+        tracing_api.install()
     if "otlp" in destinations:
         processors.append(_otlp_processor(settings))
     exporters = settings.span_exporters or ()

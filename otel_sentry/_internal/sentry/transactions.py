@@ -17,6 +17,7 @@ from typing import Any
 
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.trace import StatusCode
 
 from otel_sentry._internal.sentry.dsc import DSC_ATTRIBUTE, DscSource, dsc_for_context
 from otel_sentry._internal.sentry.gen_ai import add_sentry_gen_ai_data
@@ -25,6 +26,8 @@ from otel_sentry._internal.sentry.semantics import SpanSemantics, interpret
 
 __all__ = [
     "DSC_ATTRIBUTE",
+    "MEASUREMENT_UNIT",
+    "MEASUREMENT_VALUE",
     "TransactionDefaults",
     "build_transaction",
     "dsc_for",
@@ -40,6 +43,10 @@ _LOW_CARDINALITY = frozenset({"route", "custom", "task", "component", "view"})
 @dataclass(frozen=True)
 class TransactionDefaults(DscSource):
     sdk: Mapping[str, Any] = field(default_factory=dict)
+    # sentry_sdk puts these on every event, transactions included (its server_name defaults
+    # to the host name).
+    server_name: str | None = None
+    dist: str | None = None
 
 
 def _event_id() -> str:
@@ -84,7 +91,7 @@ def _span(span: ReadableSpan, trace_id: str) -> dict[str, Any]:
         "span_id": _hex_span(span.context.span_id),
         "op": sem.op,
         "description": sem.description,
-        "status": sem.status,
+        "status": _status(span, sem),
         "start_timestamp": (span.start_time or 0) / 1e9,
         "timestamp": (span.end_time or span.start_time or 0) / 1e9,
         "origin": "auto.otel",
@@ -92,7 +99,68 @@ def _span(span: ReadableSpan, trace_id: str) -> dict[str, Any]:
     }
     if span.parent is not None:
         out["parent_span_id"] = _hex_span(span.parent.span_id)
+    tags = _pop_tags(attrs)
+    if tags:
+        out["tags"] = tags
+    measurements = _measurements(span)
+    if measurements:
+        out["measurements"] = measurements
     return out
+
+
+# What sentry_sdk's span API (sentry/tracing_api.py) records that OpenTelemetry has no field for:
+# a measurement is a span event carrying these attributes, as @sentry/node records it, and a
+# Sentry status (``not_found``, ``cancelled``...) is the description of an ERROR status.
+MEASUREMENT_VALUE = "sentry.measurement_value"
+MEASUREMENT_UNIT = "sentry.measurement_unit"
+_SENTRY_STATUSES = frozenset(
+    {
+        "aborted",
+        "already_exists",
+        "cancelled",
+        "data_loss",
+        "deadline_exceeded",
+        "failed_precondition",
+        "internal_error",
+        "invalid_argument",
+        "not_found",
+        "out_of_range",
+        "permission_denied",
+        "resource_exhausted",
+        "unauthenticated",
+        "unavailable",
+        "unimplemented",
+        "unknown_error",
+    }
+)
+
+
+def _status(span: ReadableSpan, sem: SpanSemantics) -> str:
+    status = span.status
+    if status.status_code is StatusCode.ERROR and status.description in _SENTRY_STATUSES:
+        return status.description
+    return sem.status
+
+
+def _measurements(span: ReadableSpan) -> dict[str, dict[str, Any]] | None:
+    events = span.events
+    if not events:
+        return None
+    out: dict[str, dict[str, Any]] = {}
+    for event in events:
+        attrs = event.attributes
+        if attrs and MEASUREMENT_VALUE in attrs:
+            out[event.name] = {
+                "value": attrs[MEASUREMENT_VALUE],
+                "unit": attrs.get(MEASUREMENT_UNIT, ""),
+            }
+    return out or None
+
+
+def _pop_tags(attrs: dict[str, Any]) -> dict[str, str]:
+    """A child span's ``sentry.tag.*`` attributes, moved out of its data into its tags."""
+    keys = [key for key in attrs if key.startswith(_TAG_PREFIX)]
+    return {key[len(_TAG_PREFIX) :]: str(attrs.pop(key)) for key in keys}
 
 
 _resource_cache: tuple[object, dict[str, Any]] | None = None
@@ -143,7 +211,7 @@ def build_transaction(
         "trace_id": trace_id,
         "span_id": _hex_span(root.context.span_id),
         "op": sem.op,
-        "status": sem.status,
+        "status": _status(root, sem),
         "origin": "auto.otel",
         "data": data,
     }
@@ -167,6 +235,10 @@ def build_transaction(
         event["release"] = defaults.release
     if defaults.environment:
         event["environment"] = defaults.environment
+    if defaults.server_name:
+        event["server_name"] = defaults.server_name
+    if defaults.dist:
+        event["dist"] = defaults.dist
     if defaults.sdk:
         event["sdk"] = dict(defaults.sdk)
     tags, user = _tags_and_user(data)
@@ -178,6 +250,9 @@ def build_transaction(
         event["tags"] = tags
     if user:
         event["user"] = user
+    measurements = _measurements(root)
+    if measurements:
+        event["measurements"] = measurements
     if sem.op == "http.server":
         request = _request(attrs)
         if request:
