@@ -11,6 +11,7 @@ import ast
 import logging
 import os
 import re
+import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -162,6 +163,18 @@ def test_the_error_client_options_take_effect(
         assert crumbs == ["crumb 3", "crumb 4"]  # max_breadcrumbs
     [txn] = tls_inbox.transactions()  # over TLS, verified with ca_certs alone
     assert txn["transaction"] == "request"
+    assert txn["server_name"] == "web-7" and txn["dist"] == "build-42"  # as sentry_sdk's
+
+
+def test_transactions_carry_the_host_name_as_sentry_sdk_s_do(inbox: Inbox) -> None:
+    otel_sentry.init(dsn=inbox.dsn(), instrument=False)
+    with trace.get_tracer("tests").start_as_current_span("request"):
+        sentry_sdk.capture_message("same host")
+    assert otel_sentry.flush(5)
+    [event] = inbox.wait_for_items("event")
+    [txn] = inbox.transactions()
+    assert txn["server_name"] == event.json["server_name"] == socket.gethostname()
+    assert "dist" not in txn
 
 
 def test_sample_rate_zero_sends_no_error_and_says_so(inbox: Inbox) -> None:

@@ -10,6 +10,7 @@ travel through :class:`~otel_sentry._internal.sentry.transport.EnvelopeTransport
 from __future__ import annotations
 
 import logging
+import socket
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -138,13 +139,20 @@ def _add_sentry_sdk_options(
 def transaction_defaults(settings: Settings) -> TransactionDefaults:
     """What every transaction and DSC of this process carries (release, environment, keys)."""
     parts = settings.dsn_parts
+    sdk_options = settings.sentry_sdk_options
     return TransactionDefaults(
         release=settings.release,
         environment=settings.environment,
         public_key=parts.public_key if parts else None,
         org_id=settings.org_id or (parts.org_id if parts else None),
         sdk={"name": "sentry.python.otel_sentry", "version": __version__},
+        server_name=_text(sdk_options.get("server_name")) or socket.gethostname(),
+        dist=_text(sdk_options.get("dist")),
     )
+
+
+def _text(value: Any) -> str | None:
+    return str(value).strip() or None if value is not None else None
 
 
 def _fitted(hook: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
