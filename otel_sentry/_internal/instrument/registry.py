@@ -25,6 +25,7 @@ from otel_sentry._internal.instrument.celery_tasks import instrument_celery
 from otel_sentry._internal.instrument.db import DATABASE_INSTRUMENTATIONS, query_tracer_provider
 from otel_sentry._internal.instrument.django_setup import when_settings_known
 from otel_sentry._internal.instrument.outgoing import httpx_hooks
+from otel_sentry._internal.instrument.sampling_carrier import patch_loaded
 
 __all__ = ["Instrumentation", "discover", "enable"]
 
@@ -157,4 +158,6 @@ def enable(
             enabled.append(info.name)
         except Exception:  # one broken instrumentation must not stop the app from starting
             _log.exception("otel-sentry: instrumenting %s failed; continuing without it", info.name)
+    # The server instrumentations just loaded show their request to a sampler that asked for it.
+    patch_loaded()
     return enabled

@@ -2,9 +2,15 @@
 
 For a local root span: ``traces_sampler(context)`` if given, else the first matching sampling
 rule, else the upstream's decision, else ``traces_sample_rate``; the decision is
-``sample_rand < rate``. Children follow their parent. Unsampled spans are non-recording (almost
-free) while the decision, rate and ``sample_rand`` still travel in the span's ``tracestate`` so
-outgoing headers tell downstream services what was decided.
+``sample_rand < rate``. The context has sentry_sdk's shape, so a ``traces_sampler`` written for
+it runs unchanged: ``transaction_context`` (name, op, source as the bridge will send them),
+``parent_sampled``, ``parent_sample_rate``, and for a server request ``asgi_scope`` or
+``wsgi_environ``: the real object where the instrumentation hands it over
+(instrument/sampling_carrier.py), else one rebuilt from the span's attributes.
+
+Children follow their parent. Unsampled spans are non-recording (almost free) while the
+decision, rate and ``sample_rand`` still travel in the span's ``tracestate`` so outgoing headers
+tell downstream services what was decided.
 
     >>> provider = TracerProvider(sampler=SentrySampler(rate=0.1))   # doctest: +SKIP
 """
@@ -19,10 +25,22 @@ from typing import Any
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
-from opentelemetry.trace import Link, SpanKind, TraceState, get_current_span
+from opentelemetry.trace import (
+    Link,
+    SpanContext,
+    SpanKind,
+    StatusCode,
+    TraceState,
+    get_current_span,
+)
 from opentelemetry.util.types import Attributes
 
 from otel_sentry._internal.counters import DropCounter
+from otel_sentry._internal.instrument.sampling_carrier import (
+    carry_request_objects,
+    request_carrier,
+    request_objects_from_attributes,
+)
 from otel_sentry._internal.pressure import LoadShedder
 from otel_sentry._internal.sentry.dsc import (
     DSC_ATTRIBUTE,
@@ -33,6 +51,7 @@ from otel_sentry._internal.sentry.dsc import (
     rand_from_trace_id,
     serialize_baggage,
 )
+from otel_sentry._internal.sentry.semantics import interpret
 
 __all__ = [
     "SAMPLE_RAND_ATTRIBUTE",
@@ -40,6 +59,7 @@ __all__ = [
     "TRACE_STATE_KEY",
     "SentrySampler",
     "decision_from_trace_state",
+    "sampling_context",
 ]
 
 _log = logging.getLogger("otel_sentry")
@@ -53,6 +73,15 @@ TracesSampler = Callable[[dict[str, Any]], "float | bool | int | None"]
 
 
 class SentrySampler(Sampler):
+    """Sentry's sampling decision for each local root; children follow their parent.
+
+    ``rate``: ``traces_sample_rate``. ``traces_sampler``: sentry_sdk's callback, given the
+    sampling context described above; it wins over everything else. ``rules``: ``(glob, rate)``
+    pairs matched against route, path and span name, first match wins. ``shedder``: lowers the
+    rate under load (pressure.py). ``should_sample`` runs on the request thread of every span:
+    it takes no lock, and a child's decision is two attribute reads.
+    """
+
     def __init__(
         self,
         rate: float = 1.0,
@@ -63,6 +92,9 @@ class SentrySampler(Sampler):
         self.rate = rate
         self.shedder = shedder
         self.traces_sampler = traces_sampler
+        if traces_sampler is not None:
+            # Only then do server instrumentations show their scope/environ to us.
+            carry_request_objects()
         self.rules = tuple((re.compile(fnmatch.translate(p)), r, p) for p, r in rules)
         # All rules in one pattern, in order: one match per candidate string instead of one per
         # rule (the noise rules alone are a dozen, tried on every root span).
@@ -100,7 +132,9 @@ class SentrySampler(Sampler):
             )
         rand = incoming.sample_rand if incoming is not None else None
 
-        rate = self._explicit_rate(name, kind, attributes, parent_sampled, incoming)
+        rate = self._explicit_rate(
+            name, kind, attributes, parent_sampled, incoming, trace_id, parent
+        )
         if rate is not None:
             if rand is None:
                 rand = rand_from_trace_id(trace_id)
@@ -154,16 +188,13 @@ class SentrySampler(Sampler):
         attributes: Attributes,
         parent_sampled: bool | None,
         incoming: Any,
+        trace_id: int,
+        parent: SpanContext,
     ) -> float | None:
         if self.traces_sampler is not None:
-            context = {
-                "transaction_context": {"name": name},
-                "name": name,
-                "kind": kind.name if kind is not None else None,
-                "attributes": dict(attributes or {}),
-                "parent_sampled": parent_sampled,
-                "parent_sample_rate": incoming.sample_rate if incoming is not None else None,
-            }
+            context = sampling_context(
+                name, kind, attributes, parent_sampled, incoming, trace_id, parent
+            )
             try:
                 value = self.traces_sampler(context)
             except Exception:  # a user callback must never break a request
@@ -194,6 +225,91 @@ class SentrySampler(Sampler):
 
     def get_description(self) -> str:
         return f"SentrySampler{{rate={self.rate}, rules={len(self.rules)}}}"
+
+
+def sampling_context(
+    name: str,
+    kind: SpanKind | None,
+    attributes: Attributes,
+    parent_sampled: bool | None,
+    incoming: Any,
+    trace_id: int,
+    parent: SpanContext,
+) -> dict[str, Any]:
+    """What sentry_sdk gives a ``traces_sampler``, for a local root span about to start.
+
+    ``transaction_context`` has ``Transaction.to_json()``'s keys; ``op``, ``name`` and ``source``
+    are what the bridge will send for the transaction, read from the name and attributes known
+    at start. Only local roots get here, only with a ``traces_sampler``: the cost is theirs.
+    """
+    attrs = dict(attributes or {})
+    span_kind = kind if kind is not None else SpanKind.INTERNAL
+    sem = interpret(name, span_kind, _with_route_of_name(name, span_kind, attrs), StatusCode.UNSET)
+    context: dict[str, Any] = {
+        "transaction_context": {
+            "trace_id": f"{trace_id:032x}",
+            "span_id": None,  # chosen after sampling
+            "parent_span_id": f"{parent.span_id:016x}" if parent.is_valid else None,
+            "same_process_as_parent": False,
+            "op": sem.op,
+            "description": sem.description,
+            "start_timestamp": None,
+            "timestamp": None,
+            "origin": "auto.otel",
+            "data": attrs,
+            "name": sem.description,
+            "source": sem.source,
+            "sampled": None,
+        },
+        "parent_sampled": parent_sampled,
+        "parent_sample_rate": incoming.sample_rate if incoming is not None else None,
+        "name": name,
+        "kind": kind.name if kind is not None else None,
+        "attributes": attrs,
+    }
+    if span_kind is SpanKind.SERVER:
+        _add_request(context, attrs, sem.op)
+    return context
+
+
+def _with_route_of_name(name: str, kind: SpanKind, attrs: dict[str, Any]) -> dict[str, Any]:
+    """``attrs`` with ``http.route`` from the span name when the route is set only later.
+
+    Django's instrumentation names the span ``GET items/<int:id>`` at start and records
+    ``http.route`` when the response is ready: the bridge's transaction is named by that route.
+    A name that is the method and the raw path (plain ASGI) is no route.
+    """
+    if kind is not SpanKind.SERVER or "http.route" in attrs:
+        return attrs
+    method, _, rest = name.partition(" ")
+    if not rest or method != attrs.get("http.request.method", attrs.get("http.method")):
+        return attrs
+    path = attrs.get("url.path") or str(attrs.get("http.target", "")).partition("?")[0]
+    if not path:
+        url = attrs.get("http.url") or attrs.get("url.full")
+        path = _path_of(url) if isinstance(url, str) else ""
+    # Without a path there is nothing to tell a route from: leave it to the bridge's reading.
+    return attrs if not path or rest == path else {**attrs, "http.route": rest}
+
+
+def _path_of(url: str) -> str:
+    start = url.find("/", url.find("://") + 3) if "://" in url else 0
+    return url[start:].partition("?")[0].partition("#")[0] if start != -1 else "/"
+
+
+def _add_request(context: dict[str, Any], attrs: dict[str, Any], op: str) -> None:
+    """``asgi_scope`` or ``wsgi_environ``, as sentry_sdk's ASGI and WSGI integrations give it."""
+    carrier = request_carrier()
+    if isinstance(carrier, Mapping):
+        if "REQUEST_METHOD" in carrier:  # a WSGI environ (Django's request.META is the same)
+            context["wsgi_environ"] = carrier
+            return
+        if carrier.get("type") in ("http", "websocket"):
+            context["asgi_scope"] = carrier
+            return
+    if op == "http.server":
+        # The server's kind is not in the attributes: both, rebuilt, so either sampler runs.
+        context["wsgi_environ"], context["asgi_scope"] = request_objects_from_attributes(attrs)
 
 
 def _combined(rules: Sequence[tuple[re.Pattern[str], float, str]]) -> re.Pattern[str] | None:
