@@ -141,7 +141,9 @@ def test_the_error_client_options_take_effect(
         dist="build-42",
         in_app_include=["tests"],
         shutdown_timeout=3,
+        before_send=lambda event, hint: None if event.get("message") == "dropped" else event,
     )
+    sentry_sdk.capture_message("dropped")  # before_send
     for i in range(5):
         sentry_sdk.add_breadcrumb(message=f"crumb {i}")
     with trace.get_tracer("tests").start_as_current_span("request"):
@@ -155,6 +157,8 @@ def test_the_error_client_options_take_effect(
     events = tls_inbox.events()
     types = [e["exception"]["values"][-1]["type"] for e in events if "exception" in e]
     assert types == ["ValueError"]  # ignore_errors
+    assert [e for e in events if e.get("message") == "dropped"] == []  # before_send
+    assert len(events) == 2
     [message] = [e for e in events if e.get("message") == "with a stack"]
     assert message["threads"]["values"][0]["stacktrace"]["frames"]  # attach_stacktrace
     for event in events:
