@@ -25,6 +25,10 @@ from otel_sentry._internal.roots import local_root
 
 __all__ = [
     "add_breadcrumb",
+    "mirror_context",
+    "mirror_tag",
+    "mirror_user",
+    "name_transaction",
     "set_context",
     "set_tag",
     "set_user",
@@ -59,34 +63,62 @@ def _pii_allowed() -> bool:
 
 def set_user(user: Mapping[str, Any] | None) -> None:
     """Identify the user of this request. ``email`` and ``ip_address`` need ``send_default_pii``."""
+    scope = sentry_sdk.get_isolation_scope()
     if user is None:
-        sentry_sdk.set_user(None)
+        scope.set_user(None)
         return
     allowed = {k: v for k, v in user.items() if k not in _PII_FIELDS or _pii_allowed()}
-    sentry_sdk.set_user(allowed)
-    root = _recording_root()
-    if root is not None:
-        for key, attribute in _USER_ATTRIBUTES.items():
-            if key in allowed and allowed[key] is not None:
-                root.set_attribute(attribute, str(allowed[key]))
+    scope.set_user(allowed)
+    mirror_user(allowed)
 
 
 def set_tag(key: str, value: str | int | float | bool) -> None:
     """A searchable tag on the error and on the request's transaction."""
-    sentry_sdk.set_tag(key, value)
-    root = _recording_root()
-    if root is not None:
-        root.set_attribute(TAG_PREFIX + key, value)
+    sentry_sdk.get_isolation_scope().set_tag(key, value)
+    mirror_tag(key, value)
 
 
 def set_context(name: str, values: Mapping[str, Any] | None) -> None:
     """Structured context; primitive values also land on the root span as ``<name>.<key>``."""
-    sentry_sdk.set_context(name, dict(values) if values is not None else None)  # type: ignore[arg-type]
+    sentry_sdk.get_isolation_scope().set_context(
+        name,
+        dict(values) if values is not None else None,  # type: ignore[arg-type]
+    )
+    mirror_context(name, values)
+
+
+# -- the root span's side, also used for sentry_sdk's own functions (sentry/scope_api.py) -------
+def mirror_user(user: Mapping[str, Any] | None) -> None:
+    root = _recording_root()
+    if root is None or not user:
+        return
+    for key, attribute in _USER_ATTRIBUTES.items():
+        value = user.get(key)
+        if value is not None and (key not in _PII_FIELDS or _pii_allowed()):
+            root.set_attribute(attribute, str(value))
+
+
+def mirror_tag(key: str, value: Any) -> None:
+    root = _recording_root()
+    if root is not None:
+        tag = value if isinstance(value, (str, bool, int, float)) else str(value)
+        root.set_attribute(TAG_PREFIX + key, tag)
+
+
+def mirror_context(name: str, values: Mapping[str, Any] | None) -> None:
     root = _recording_root()
     if root is not None and values:
         for key, value in values.items():
             if isinstance(value, (str, bool, int, float)):
                 root.set_attribute(f"{name}.{key}", value)
+
+
+def name_transaction(name: str, source: str = "custom") -> None:
+    """The request's transaction is called ``name`` (sentry_sdk's ``set_transaction_name``)."""
+    root = _recording_root()
+    if root is not None:
+        root.set_attribute("sentry.description", name)
+        root.set_attribute("sentry.source", source)
 
 
 def add_breadcrumb(

@@ -30,7 +30,7 @@ import sentry_sdk
 
 from otel_sentry._internal import context, pipeline, scrub
 from otel_sentry._internal.config import ConfigError, Settings, resolve
-from otel_sentry._internal.sentry import propagator
+from otel_sentry._internal.sentry import propagator, scope_api
 from otel_sentry._internal.sentry.client import close_sentry, init_sentry, transaction_defaults
 from otel_sentry._internal.sentry.events import link_events, unlink_events
 from otel_sentry._internal.sentry.noise import NoiseFilter
@@ -127,6 +127,8 @@ def init(**options: Unpack[InitOptions]) -> Settings:
         if client:
             link_events(defaults)
         pipeline.install_propagator()
+        # sentry_sdk.set_tag(), set_transaction_name(), get_traceparent()...: true of the spans.
+        scope_api.install()
         instrumented = pipeline.instrument(provider, settings)
         _installed = _Installed(settings, instrumented, client)
         if settings.gc_freeze:
@@ -191,6 +193,7 @@ def shutdown(timeout: float = 2.0) -> None:
             if isinstance(target, TransactionExporter):
                 target.shutdown_timeout = max(0.1, deadline - time.monotonic())
         pipeline.reset()
+        scope_api.uninstall()
         unlink_events()
         propagator.configure(None)
         context.configure(send_default_pii=False)
