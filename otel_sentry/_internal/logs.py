@@ -108,6 +108,27 @@ _now = datetime.now
 _MEMO_SIZE = 1024
 # Logging from these while sending would recurse (sentry_sdk's own ignore list, plus ours).
 _ALWAYS_IGNORED = ("sentry_sdk.errors", "urllib3.connectionpool", "urllib3.connection")
+# Servers log their life cycle at INFO here ("Started server process", "Uvicorn running on
+# ...", "Booting worker"): recorded at start-up, those lines were the first breadcrumbs of every
+# request's error. From these loggers only warnings and above become breadcrumbs.
+SERVER_LIFECYCLE_LOGGERS = frozenset({"uvicorn.error", "gunicorn.error", "hypercorn.error"})
+
+
+def not_server_lifecycle(record: logging.LogRecord) -> bool:
+    """A ``logging`` filter: False for a server's INFO life-cycle line."""
+    return record.levelno >= logging.WARNING or record.name not in SERVER_LIFECYCLE_LOGGERS
+
+
+def quiet_server_lifecycle() -> None:
+    """sentry_sdk's logging integration records no server life-cycle lines as breadcrumbs."""
+    from sentry_sdk.integrations.logging import LoggingIntegration
+
+    integration = sentry_sdk.get_client().get_integration(LoggingIntegration)
+    # Its breadcrumb handler is a logging.Handler (handle() applies filters); private, so
+    # looked up defensively: without it the lines are breadcrumbs again, nothing breaks.
+    handler = getattr(integration, "_breadcrumb_handler", None)
+    if isinstance(handler, logging.Handler) and not_server_lifecycle not in handler.filters:
+        handler.addFilter(not_server_lifecycle)
 
 
 def level_number(level: int | str, setting: str = "level") -> int:
@@ -293,7 +314,9 @@ class SentryRouter:
                 fields = scrub(fields)
             if level >= self.event_level:
                 self._capture(client, level, name, fields, event_dict)
-            if level >= self.breadcrumb_level:
+            if level >= self.breadcrumb_level and (
+                level >= logging.WARNING or name not in SERVER_LIFECYCLE_LOGGERS
+            ):
                 _breadcrumb(client, level, name, fields, event_dict)
             if level >= self.logs_level and client.options.get("enable_logs"):
                 _sentry_log(level, name, fields, event_dict)

@@ -7,6 +7,8 @@ both transactions and the error linked to the failing request's server span.
 
 from __future__ import annotations
 
+import os
+import subprocess
 from typing import Any
 
 import pytest
@@ -58,6 +60,10 @@ def test_fastapi_under_the_launcher(inbox: Inbox, app: str, error_type: str) -> 
         assert server.request("POST", "/checkout/2")[0] == 500
         server.terminate()
     _assert_linked(inbox, "GET /items/{item_id}", "POST /checkout/{item_id}", error_type)
+    # uvicorn logged its start-up at INFO ("Uvicorn running on ..."): not the request's history.
+    [error] = inbox.events()
+    crumbs = [c.get("message") or "" for c in error.get("breadcrumbs", {}).get("values", [])]
+    assert not [c for c in crumbs if "startup" in c or "running on" in c or "server process" in c]
     # FastAPI enabled with init()'s options: no per-message "http send" spans.
     for txn in inbox.transactions():
         assert not [s for s in txn["spans"] if s.get("description", "").endswith(" send")]
@@ -97,3 +103,23 @@ def test_django_under_the_launcher(inbox: Inbox, server: list[str]) -> None:
         assert app.request("POST", "/checkout/2")[0] == 500
         app.terminate()
     _assert_linked(inbox, "GET items/<int:item_id>", "POST checkout/<int:item_id>", "CheckoutError")
+
+
+def test_a_bad_setting_stops_the_start_with_one_line(inbox: Inbox) -> None:
+    env = {**os.environ, **_env(inbox), "SENTRY_TRACES_SAMPLE_RATE": "lots"}
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    done = subprocess.run(
+        [str(BIN / "opentelemetry-instrument"), "python", "-c", "print('app ran')"],
+        env=env,
+        cwd=ROOT,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert "app ran" not in done.stdout  # not started unmonitored
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
+    assert lines[0].startswith("otel-sentry: SENTRY_TRACES_SAMPLE_RATE='lots'")
+    assert "Fix: set SENTRY_TRACES_SAMPLE_RATE to a number between 0 and 1" in lines[0]

@@ -18,7 +18,7 @@ from typing import Any
 
 import sentry_sdk
 
-from otel_sentry._internal import scrub
+from otel_sentry._internal import logs, scrub
 from otel_sentry._internal.config import ConfigError, Settings
 from otel_sentry._internal.sentry import asgi, capture, celery_tasks, dedupe, exit_spool
 from otel_sentry._internal.sentry.hooks import NoEventScrubber, SentryHooks
@@ -114,6 +114,7 @@ def init_sentry(settings: Settings, noise: NoiseFilter) -> bool:
             settings.sentry_sdk_options.get("include_source_context") is not False
         )
     capture.speed_up_queryset_repr()
+    logs.quiet_server_lifecycle()
     capture.warm_installed_modules()
     dedupe.install()
     asgi.install()
