@@ -363,3 +363,15 @@ def test_export_destinations(environ: dict[str, str], expected: tuple[str, ...])
 def test_as_options_round_trips() -> None:
     settings = resolve({"traces_sample_rate": 0.3}, {"SENTRY_DSN": DSN, "SENTRY_ENV": "qa"})
     assert resolve(settings.as_options(), {}) == settings
+
+
+@pytest.mark.parametrize("quote", ['"', "'"])
+def test_a_dsn_pasted_with_its_quotes_says_remove_the_quotes(quote: str) -> None:
+    dsn = "https://k@o1.ingest.sentry.io/2"
+    with pytest.raises(ConfigError) as caught:
+        resolve({}, {"SENTRY_DSN": f"{quote}{dsn}{quote}"})
+    assert "remove the quotes" in str(caught.value)
+    assert "k@" not in str(caught.value)  # the key is still not printed
+    with pytest.raises(ConfigError, match="remove the quotes"):
+        resolve({}, {"OTEL_EXPORTER_OTLP_ENDPOINT": f"{quote}http://127.0.0.1:4318{quote}"})
+    assert resolve({}, {"SENTRY_DSN": dsn}).dsn == dsn

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from typing import Any
 
 from opentelemetry.instrumentation.distro import BaseDistro  # type: ignore[attr-defined]
@@ -61,7 +62,7 @@ class SentryDistro(BaseDistro):  # type: ignore[misc]  # the base class is untyp
         if self._usable is None:
             try:
                 wanted = resolve({}).instrument
-            except ConfigError:  # init() has already said so; instrument what it would by default
+            except ConfigError:  # the configurator stops the start first; a default to be safe
                 wanted = True
             self._usable = frozenset(i.name for i in registry.discover(wanted) if i.usable)
         if entry_point.name not in self._usable:
@@ -76,7 +77,15 @@ class SentryConfigurator(_BaseConfigurator):
     def _configure(self, **kwargs: Any) -> None:
         from otel_sentry._internal.setup import init
 
-        init()
+        try:
+            init()
+        except ConfigError as exc:
+            # The launcher would log two tracebacks and start the app unmonitored, which goes
+            # unnoticed for weeks. A bad setting stops the start instead, as init() in code
+            # does, with one line that names the setting and the fix.
+            sys.stderr.write(f"otel-sentry: {exc}\n")
+            sys.stderr.flush()
+            os._exit(2)  # before the app is imported: nothing of it to clean up
 
 
 def sentry_sampler(arg: str | float | None = None) -> SentrySampler:

@@ -90,11 +90,22 @@ def parse_name(raw: object) -> str:
     return text
 
 
+def _unquoted(text: str) -> str:
+    # docker's --env-file, compose's env_file and systemd's EnvironmentFile= keep quotes that a
+    # shell would strip: the value then starts with a quote, and nothing else explains why.
+    if len(text) >= 2 and text[0] in "\"'" and text[-1] == text[0]:
+        raise ValueError(
+            "it is wrapped in quotes, which are part of the value here (an env file passed by "
+            "docker or compose keeps them): remove the quotes"
+        )
+    return text
+
+
 def parse_dsn_text(raw: object) -> str | None:
     text = parse_text(raw)
     if text is None:
         return None
-    parse_dsn(text)
+    parse_dsn(_unquoted(text))
     return text
 
 
@@ -109,7 +120,7 @@ def parse_url(raw: object) -> str | None:
     text = parse_text(raw)
     if text is None:
         return None
-    parts = urlsplit(text)
+    parts = urlsplit(_unquoted(text))
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError("expected an http(s) URL such as http://127.0.0.1:4318")
     return text
