@@ -375,3 +375,12 @@ def test_a_dsn_pasted_with_its_quotes_says_remove_the_quotes(quote: str) -> None
     with pytest.raises(ConfigError, match="remove the quotes"):
         resolve({}, {"OTEL_EXPORTER_OTLP_ENDPOINT": f"{quote}http://127.0.0.1:4318{quote}"})
     assert resolve({}, {"SENTRY_DSN": dsn}).dsn == dsn
+
+
+def test_otel_sdk_disabled_turns_instrumentation_and_span_export_off() -> None:
+    settings = resolve({}, {"OTEL_SDK_DISABLED": "true"})
+    assert settings.instrument is False and settings.span_export == ()
+    assert settings.sources["instrument"] == "env:OTEL_SDK_DISABLED"
+    explicit = resolve({"instrument": ("fastapi",)}, {"OTEL_SDK_DISABLED": "true"})
+    assert explicit.instrument == ("fastapi",)  # an argument still wins
+    assert resolve({}, {"OTEL_SDK_DISABLED": "false"}).instrument is True

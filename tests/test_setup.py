@@ -107,3 +107,15 @@ def test_profiles_rate_says_it_is_not_used_yet(caplog: pytest.LogCaptureFixture)
     with caplog.at_level(logging.WARNING, logger="otel_sentry"):
         otel_sentry.init(instrument=False, profiles_sample_rate=0.5, enabled=False)
     assert any("profiling is not wired up yet" in r.getMessage() for r in caplog.records)
+
+
+def test_otel_sdk_disabled_sends_errors_and_no_transaction(
+    inbox: Inbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OTEL_SDK_DISABLED", "true")
+    otel_sentry.init(dsn=inbox.dsn())
+    _one_traced_error("not traced")
+    assert otel_sentry.flush(5)
+    [error] = inbox.wait_for_items("event")
+    assert error.json["exception"]["values"][-1]["type"] == "ValueError"
+    assert inbox.transactions() == []

@@ -142,6 +142,13 @@ def resolve(options: Mapping[str, Any], environ: Mapping[str, str] | None = None
                 "env:OTEL_TRACES_SAMPLER",
             )
 
+    if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        # OpenTelemetry's own off switch: its SDK records nothing, so nothing is instrumented
+        # or exported either (errors and logs still go to Sentry).
+        for name, off in (("instrument", False), ("export", "none")):
+            if sources[name] == "default":
+                values[name], sources[name] = off, "env:OTEL_SDK_DISABLED"
+
     resource_attrs = _resource_attributes(env.get("OTEL_RESOURCE_ATTRIBUTES", ""))
     if sources["service_name"] == "default" and "service.name" in resource_attrs:
         values["service_name"] = resource_attrs["service.name"]
