@@ -5,6 +5,11 @@ event processor replaces it with the active span's trace id, span id and op, and
 trace's DSC, which sentry_sdk moves into the envelope header. That is what puts an error on the
 right trace in Sentry's trace view.
 
+An event about an exception that left a span before it was captured (``sys.excepthook``, a
+thread's or an asyncio task's unhandled error, a batch job reporting failures at the end) is
+linked to the span the exception was raised in instead (``raised_in.py``), when nothing current
+is of another trace: the error then sits on the transaction that recorded the failure.
+
     >>> link_events(TransactionDefaults(release="1.0"))   # once, from setup   # doctest: +SKIP
 """
 
@@ -20,11 +25,21 @@ from sentry_sdk.scope import add_global_event_processor
 from sentry_sdk.types import Event
 
 from otel_sentry._internal.roots import local_root
+from otel_sentry._internal.sentry import raised_in
 from otel_sentry._internal.sentry.dsc import DSC_ATTRIBUTE, dsc_for_context, incoming_trace
 from otel_sentry._internal.sentry.semantics import interpret
-from otel_sentry._internal.sentry.transactions import TransactionDefaults, dsc_transaction_name
+from otel_sentry._internal.sentry.transactions import (
+    TransactionDefaults,
+    attributes_of,
+    dsc_transaction_name,
+)
 
-__all__ = ["link_events", "trace_context_for_current_span", "unlink_events"]
+__all__ = [
+    "link_events",
+    "trace_context_for_current_span",
+    "trace_context_for_exception",
+    "unlink_events",
+]
 
 _defaults: TransactionDefaults | None = None
 _registered = False
@@ -55,12 +70,40 @@ def trace_context_for_current_span(defaults: TransactionDefaults) -> dict[str, A
     if span is None:
         return None
     ctx = span.get_span_context()
+    out = _identity(span, ctx)
+    out["dynamic_sampling_context"] = _dsc(span, ctx, defaults)
+    return out
+
+
+def trace_context_for_exception(
+    exc: BaseException | None, defaults: TransactionDefaults
+) -> dict[str, Any] | None:
+    """The span ``exc`` was raised in, when no current span belongs to another trace."""
+    origin = raised_in.raised_in(exc)
+    if origin is None:
+        return None
+    current = trace.get_current_span().get_span_context()
+    if current.is_valid and current.trace_id != origin.trace_id:
+        # The same exception object re-raised in another request (a shared future, a cached
+        # failure): the request capturing it is the one that failed now.
+        return None
+    span, root = origin.span, origin.root
+    ctx = span.get_span_context()
+    out = _identity(span, ctx)
+    # As the transaction's own DSC (transactions.dsc_for): from the local root, read now.
+    head = root.get_span_context() if root is not None else ctx
+    upstream = attributes_of(root).get(DSC_ATTRIBUTE) if root is not None else None
+    name = dsc_transaction_name(root, ctx.trace_id)
+    out["dynamic_sampling_context"] = dsc_for_context(head, None, defaults, upstream, name)
+    return out
+
+
+def _identity(span: Any, ctx: trace.SpanContext) -> dict[str, Any]:
     out: dict[str, Any] = {"trace_id": f"{ctx.trace_id:032x}", "span_id": f"{ctx.span_id:016x}"}
     if isinstance(span, ReadableSpan):
         if span.parent is not None:
             out["parent_span_id"] = f"{span.parent.span_id:016x}"
         out["op"] = interpret(span.name, span.kind, span.attributes, span.status.status_code).op
-    out["dynamic_sampling_context"] = _dsc(span, ctx, defaults)
     return out
 
 
@@ -74,7 +117,12 @@ def _processor(event: Event, hint: dict[str, Any]) -> Event:
     defaults = _defaults
     if defaults is None or event.get("type") == "transaction":
         return event
-    trace_context = trace_context_for_current_span(defaults)
+    exc_info = hint.get("exc_info") if hint else None
+    trace_context = None
+    if isinstance(exc_info, tuple) and len(exc_info) == 3:
+        trace_context = trace_context_for_exception(exc_info[1], defaults)
+    if trace_context is None:
+        trace_context = trace_context_for_current_span(defaults)
     if trace_context is not None:
         contexts = event.setdefault("contexts", {})
         previous = contexts.get("trace") or {}
@@ -87,6 +135,7 @@ def link_events(defaults: TransactionDefaults) -> None:
     """Start linking events (idempotent; sentry_sdk has no way to remove a global processor)."""
     global _defaults, _registered
     _defaults = defaults
+    raised_in.install()
     if not _registered:
         add_global_event_processor(_processor)
         _registered = True
@@ -95,3 +144,4 @@ def link_events(defaults: TransactionDefaults) -> None:
 def unlink_events() -> None:
     global _defaults
     _defaults = None
+    raised_in.uninstall()
