@@ -4,15 +4,17 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup system-deps node-deps nextjs-deps collector demo test lint format bench clean
+.PHONY: setup system-deps node-deps nextjs-deps collector demo test py-matrix lint format bench clean
 
 setup: $(STAMP)
 
-# Reinstall when the dependency list changes; the venv keeps the project editable.
+# Reinstall when the dependency list changes; the venv keeps the project editable. Every
+# published extra ([all]) plus the development group (pyproject's [dependency-groups]; pip >=
+# 25.1 reads them, hence the upgrade first).
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet --upgrade 'pip>=25.1'
+	$(PY) -m pip install --quiet -e '.[all]' --group dev
 	touch $(STAMP)
 
 # Servers the integration tests start (Redis, PostgreSQL, ...): installed from Debian if missing.
@@ -33,13 +35,20 @@ nextjs-deps:
 demo: setup system-deps nextjs-deps
 	$(PY) examples/demo.py
 
-# The OpenTelemetry Collector the tests in tests/collector run (collector/builder.yaml, built with
-# ocb; needs Go). Cached outside the repository by a hash of the manifest: built once per machine.
+# The OpenTelemetry Collector the tests in tests/collector run (otel_sentry/collector/builder.yaml,
+# built with ocb; needs Go). Cached outside the repository by a hash of the manifest: built once
+# per machine.
 collector:
 	bash scripts/collector-build.sh
 
 test: setup system-deps node-deps collector
 	$(PY) -m pytest
+
+# The unit-level tests (no servers) on the other Pythons the package claims (3.10, 3.12, 3.13),
+# each in a venv of its own under .venv/matrix/; the whole suite runs on .venv's Python (`test`).
+# A version without an interpreter fails it.
+py-matrix:
+	bash scripts/py-matrix.sh
 
 LINTED := otel_sentry tests examples $(wildcard benchmarks)
 

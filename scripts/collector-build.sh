@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Builds the OpenTelemetry Collector described by collector/builder.yaml with the Collector
-# Builder (ocb), at the release the manifest pins, and prints the binary's path.
+# Builds the OpenTelemetry Collector described by otel_sentry/collector/builder.yaml with the
+# Collector Builder (ocb), at the release the manifest pins, and prints the binary's path.
 #
 # The binary is cached outside the repository, keyed by a hash of the manifest
 # (${XDG_CACHE_HOME:-~/.cache}/otel-sentry/collector/<hash>/), and reused while the manifest is
@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-manifest=collector/builder.yaml
+manifest=otel_sentry/collector/builder.yaml
 name=otelcol-otel-sentry
 hash=$(sha256sum "$manifest" | cut -c1-16)
 cache="${XDG_CACHE_HOME:-$HOME/.cache}/otel-sentry/collector"

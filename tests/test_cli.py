@@ -5,9 +5,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
+import otel_sentry
 from otel_sentry.inbox import Inbox
 
 
@@ -78,3 +80,69 @@ def test_release_prints_what_the_sdk_uses(env: dict[str, str], expected: str) ->
     result = run("release", env=env)
     assert result.returncode == 0
     assert result.stdout.strip() == expected
+
+
+def test_doctor_without_any_destination_says_nothing_is_sent_and_fails() -> None:
+    result = run("doctor", "--offline")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "nothing will be sent" in result.stdout
+    assert "SENTRY_DSN" in result.stdout and "OTEL_EXPORTER_OTLP_ENDPOINT" in result.stdout
+    assert "✓ ok" not in result.stdout
+
+
+def test_doctor_without_dsn_is_ok_when_spans_go_over_otlp() -> None:
+    result = run("doctor", env={"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "spans go over OTLP to http://127.0.0.1:4318" in result.stdout
+    assert "✓ ok" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "command", [[], ["doctor"], ["test-event"], ["release"], ["collector"], ["inbox"]]
+)
+def test_help_is_plain_text(command: list[str]) -> None:
+    result = run(*command, "--help")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"usage: otel-sentry {' '.join(command)}".rstrip())
+    for markup in ("``", "::", ":class:", ":meth:", ":data:"):
+        assert markup not in result.stdout
+
+
+SHIPPED = ("agent.yaml", "builder.yaml", "gateway.yaml")
+CONFIGS = Path(otel_sentry.__file__).parent / "collector"
+
+
+def test_collector_lists_prints_and_writes_the_shipped_configs(tmp_path: Path) -> None:
+    listing = run("collector")
+    assert listing.returncode == 0, listing.stderr
+    assert [line.split()[0] for line in listing.stdout.splitlines()[:3]] == list(SHIPPED)
+    assert "otel-sentry agent: OTLP in from the apps" in listing.stdout
+
+    printed = run("collector", "agent")
+    assert printed.returncode == 0, printed.stderr
+    assert printed.stdout == (CONFIGS / "agent.yaml").read_text()
+
+    written = run("collector", "--write", str(tmp_path / "otelcol"))
+    assert written.returncode == 0, written.stderr
+    assert sorted(p.name for p in (tmp_path / "otelcol").iterdir()) == list(SHIPPED)
+    for name in SHIPPED:
+        assert (tmp_path / "otelcol" / name).read_bytes() == (CONFIGS / name).read_bytes()
+        assert str(tmp_path / "otelcol" / name) in written.stdout
+
+    (tmp_path / "otelcol" / "gateway.yaml").write_text("# mine\n")
+    again = run("collector", "gateway.yaml", "--write", str(tmp_path / "otelcol"))
+    assert again.returncode == 1
+    assert "--force" in again.stderr
+    assert (tmp_path / "otelcol" / "gateway.yaml").read_text() == "# mine\n"
+    forced = run("collector", "gateway.yaml", "--write", str(tmp_path / "otelcol"), "--force")
+    assert forced.returncode == 0, forced.stderr
+    assert (tmp_path / "otelcol" / "gateway.yaml").read_bytes() == (
+        CONFIGS / "gateway.yaml"
+    ).read_bytes()
+
+
+def test_collector_names_the_shipped_configs_for_an_unknown_one() -> None:
+    result = run("collector", "sidecar")
+    assert result.returncode == 2
+    assert "no Collector config named 'sidecar'" in result.stderr
+    assert "agent.yaml, builder.yaml, gateway.yaml" in result.stderr

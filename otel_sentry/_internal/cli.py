@@ -1,10 +1,12 @@
-"""The ``otel-sentry`` command: doctor, test-event, release, inbox.
+"""The ``otel-sentry`` command: doctor, test-event, release, collector, inbox.
 
     $ otel-sentry doctor          # effective config, where each value came from, reachability
     $ otel-sentry test-event      # the "verify it works" step: one error and one transaction
     $ sentry-cli releases new "$(otel-sentry release)"   # the same release name the SDK uses
+    $ otel-sentry collector agent.yaml --write /etc/otelcol   # a shipped Collector config
 
 Every command exits non-zero when something is misconfigured, so CI can run them as checks.
+The help text is written for a terminal (see ``_DESCRIPTION``), not taken from this docstring.
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ import sys
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
-from typing import TextIO
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
 
 from otel_sentry._internal.config import (
     OPTIONS,
@@ -28,7 +32,22 @@ from otel_sentry._internal.config import (
 from otel_sentry._internal.instrument import registry
 from otel_sentry._version import __version__
 
-__all__ = ["check_ingest", "main"]
+if TYPE_CHECKING:
+    # importlib.resources.abc is 3.11+; this name is the one 3.10 has.
+    from importlib.abc import Traversable
+
+__all__ = ["check_ingest", "collector_configs", "main"]
+
+# What --help prints: plain text (argparse shows docstrings' markup as it is).
+_DESCRIPTION = "otel-sentry: check the setup, send a test event, print the release, ship configs."
+_EPILOG = """examples:
+  otel-sentry doctor                     effective config, where each value came from, reachability
+  otel-sentry test-event                 one error and one transaction, to find in Sentry
+  sentry-cli releases new "$(otel-sentry release)"
+  otel-sentry collector agent.yaml       print a shipped OpenTelemetry Collector config
+  otel-sentry inbox --port 8969          a local Sentry-compatible ingest, with a live view
+
+Every command exits non-zero when something is misconfigured, so CI can run them as checks."""
 
 
 def _out(stream: TextIO, text: str = "") -> None:
@@ -110,7 +129,7 @@ def _doctor(args: argparse.Namespace, out: TextIO) -> int:
     if not settings.enabled:
         _out(out, "  disabled by SENTRY_ENABLED=false: nothing is sent")
     elif parts is None:
-        _out(out, "  no DSN: errors are not sent (set SENTRY_DSN)")
+        problems += _without_dsn(settings, out)
     else:
         _out(out, f"  ingest   {parts.envelope_url}")
         _out(
@@ -126,6 +145,24 @@ def _doctor(args: argparse.Namespace, out: TextIO) -> int:
         _out(out, "\n! release: none detected (set SENTRY_RELEASE or deploy from git)")
     _out(out, "\n" + ("✓ ok" if problems == 0 else f"✗ {problems} problem(s)"))
     return 0 if problems == 0 else 1
+
+
+def _without_dsn(settings: Settings, out: TextIO) -> int:
+    """What goes where without a DSN: a problem (1) when that is nowhere at all."""
+    if "otlp" in settings.span_export:
+        endpoint = redact_url(settings.otlp_endpoint or "")
+        _out(out, f"  no DSN: errors are not sent; spans go over OTLP to {endpoint}")
+        return 0
+    if settings.spotlight:
+        _out(out, f"  no DSN: errors go to Spotlight only ({settings.spotlight}); spans nowhere")
+        return 0
+    _out(
+        out,
+        "  ✗ no DSN and no OTLP endpoint: nothing will be sent, neither errors nor spans.\n"
+        "    Fix: set SENTRY_DSN (errors and spans to Sentry), or OTEL_EXPORTER_OTLP_ENDPOINT\n"
+        "    (spans over OTLP), or SENTRY_ENABLED=false if sending nothing is what you want.",
+    )
+    return 1
 
 
 def _release(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -158,16 +195,97 @@ def _test_event(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return 0 if result.ok else 1
 
 
+def collector_configs() -> dict[str, Traversable]:
+    """The Collector configs shipped in the package (``otel_sentry/collector/*.yaml``), by name."""
+    folder = resources.files("otel_sentry").joinpath("collector")
+    found = {entry.name: entry for entry in folder.iterdir() if entry.name.endswith(".yaml")}
+    return dict(sorted(found.items()))
+
+
+def _summary(text: str) -> str:
+    """The first sentence of a config's opening comment, for the listing."""
+    opening = []
+    for line in text.splitlines():
+        if not line.startswith("#") or line.strip() == "#":
+            break
+        opening.append(line.lstrip("# ").strip())
+    return " ".join(opening).split(". ")[0].rstrip(".")
+
+
+def _collector(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    configs = collector_configs()
+    if args.name is not None:
+        name = args.name if args.name.endswith(".yaml") else f"{args.name}.yaml"
+        if name not in configs:
+            _out(err, f"no Collector config named {args.name!r}; shipped: {', '.join(configs)}")
+            return 2
+        configs = {name: configs[name]}
+    if args.write is not None:
+        target = Path(args.write)
+        clashes = [name for name in configs if (target / name).exists()]
+        if clashes and not args.force:
+            _out(err, f"{target} already has {', '.join(clashes)}: pass --force to overwrite")
+            return 1
+        target.mkdir(parents=True, exist_ok=True)
+        for name, source in configs.items():
+            (target / name).write_text(source.read_text(encoding="utf-8"), encoding="utf-8")
+            _out(out, str(target / name))
+        return 0
+    if args.name is not None:
+        [source] = configs.values()
+        out.write(source.read_text(encoding="utf-8"))
+        return 0
+    width = max(len(name) for name in configs)
+    for name, source in configs.items():
+        _out(out, f"{name:<{width}}  {_summary(source.read_text(encoding='utf-8'))}")
+    _out(
+        out,
+        "\notel-sentry collector NAME prints one; otel-sentry collector --write DIR writes them",
+    )
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="otel-sentry", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="otel-sentry",
+        description=_DESCRIPTION,
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--version", action="version", version=f"otel-sentry {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    doctor = sub.add_parser("doctor", help="show the effective config and check the ingest")
+    doctor = sub.add_parser(
+        "doctor",
+        help="show the effective config and check the ingest",
+        description="Show the effective configuration, where each value came from, the "
+        "instrumentations found, and whether the DSN's ingest accepts its key. Exits 1 when "
+        "nothing would be sent or the ingest is not usable, 2 when the configuration is invalid.",
+    )
     doctor.add_argument("--offline", action="store_true", help="don't contact the ingest")
-    doctor.add_argument("--timeout", type=float, default=5.0)
-    test = sub.add_parser("test-event", help="send a test error and transaction")
-    test.add_argument("--timeout", type=float, default=5.0)
-    sub.add_parser("release", help="print the release name the SDK will use")
+    doctor.add_argument("--timeout", type=float, default=5.0, help="seconds (default 5)")
+    test = sub.add_parser(
+        "test-event",
+        help="send a test error and transaction",
+        description="Send one error (OtelSentryTestError) linked to one transaction through the "
+        "configured pipeline, and print their ids to look up in Sentry.",
+    )
+    test.add_argument("--timeout", type=float, default=5.0, help="seconds (default 5)")
+    sub.add_parser(
+        "release",
+        help="print the release name the SDK will use",
+        description="Print the release name the SDK will use (SENTRY_RELEASE, the git commit, "
+        "or the platform's commit variable), e.g. for sentry-cli releases new.",
+    )
+    collector = sub.add_parser(
+        "collector",
+        help="list, print or write the shipped OpenTelemetry Collector configs",
+        description="The OpenTelemetry Collector configs shipped with otel-sentry: without "
+        "arguments, list them; with a NAME, print it; with --write DIR, write them (or NAME) "
+        "into DIR.",
+    )
+    collector.add_argument("name", nargs="?", metavar="NAME", help="agent, gateway or builder")
+    collector.add_argument("--write", metavar="DIR", help="write the config(s) into DIR")
+    collector.add_argument("--force", action="store_true", help="with --write: overwrite")
     sub.add_parser("inbox", help="run the local Sentry-compatible inbox", add_help=False)
     return parser
 
@@ -183,6 +301,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _doctor(args, sys.stdout)
     if args.command == "release":
         return _release(args, sys.stdout, sys.stderr)
+    if args.command == "collector":
+        return _collector(args, sys.stdout, sys.stderr)
     return _test_event(args, sys.stdout, sys.stderr)
 
 

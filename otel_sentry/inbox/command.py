@@ -19,6 +19,7 @@ prints where its certificate is, as the variables sentry_sdk and OTLP exporters 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import signal
 import sys
 import threading
@@ -26,6 +27,7 @@ from types import FrameType
 
 from .faults import Fault
 from .server import DEFAULT_PUBLIC_KEY, Inbox
+from .tls import TLSUnavailableError
 
 __all__ = ["build_parser", "main"]
 
@@ -91,6 +93,26 @@ def _fault(args: argparse.Namespace) -> Fault | None:
     )
 
 
+# What the plain inbox does without, by the module of the inbox extra it needs.
+_WITHOUT_EXTRA = (
+    ("opentelemetry.proto", "OTLP (answered 501)"),
+    ("brotli", "br bodies"),
+    ("zstandard", "zstd bodies"),
+)
+
+
+def _missing_extra() -> list[str]:
+    missing = []
+    for module, feature in _WITHOUT_EXTRA:
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except ModuleNotFoundError:  # the parent package is missing too
+            found = False
+        if not found:
+            missing.append(feature)
+    return missing
+
+
 def main(argv: list[str] | None = None) -> int:
     """Serve until SIGINT or SIGTERM; returns the process exit code."""
     parser = build_parser()
@@ -114,6 +136,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         inbox.start()
+    except TLSUnavailableError as exc:
+        print(f"otel-sentry inbox --tls: {exc}", file=sys.stderr)
+        return 2
     except OSError as exc:
         print(
             f"otel-sentry inbox: cannot listen on {args.host}:{args.port} ({exc.strerror}); "
@@ -140,7 +165,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"SSL_CERT_FILE={inbox.ca_file}")
         protocols = "HTTP/1.1" if args.no_http2 else "HTTP/2 and HTTP/1.1"
         print(f"# TLS ({protocols}); trust the CA in {inbox.ca_file}, removed on exit")
-    print(f"# inbox listening on {inbox.url}; JSON API at {inbox.url}/api/_inbox/stats")
+    print(f"# inbox listening on {inbox.url}; JSON API at {inbox.url}/api/_inbox (its index)")
+    if missing := _missing_extra():
+        print(
+            f"# without the inbox extra: no {', no '.join(missing)}; to add them:"
+            " pip install 'otel-sentry[inbox]'"
+        )
     if args.db:
         print(f"# {len(inbox.envelopes)} envelope(s) restored from {args.db}")
     if fault is not None:

@@ -16,7 +16,14 @@ from typing import Any, Literal
 
 from .envelope import ContentEncodingError, EnvelopeError, decompress, parse_envelope
 from .faults import Fault, FaultSwitch
-from .otlp import OtlpError, decode_logs, decode_traces, is_json, response_body
+from .otlp import (
+    OtlpError,
+    OtlpUnavailableError,
+    decode_logs,
+    decode_traces,
+    is_json,
+    response_body,
+)
 from .persist import Archive, ArchivedEnvelope
 from .store import ReceivedEnvelope, Store
 from .validate import Validator
@@ -125,6 +132,10 @@ class Ingest:
             decoded = (decode_traces if signal == "traces" else decode_logs)(data, content_type)
         except OtlpError as exc:
             return self._reject("parse", str(exc))
+        except OtlpUnavailableError as exc:
+            # The sender did nothing wrong: 501, as for a server that lacks the feature.
+            self.store.reject("unavailable", str(exc))
+            return json_reply(501, {"detail": str(exc)})
         origin = {"path": request.path, "project_id": project_id}
         records: list[dict[str, Any]] = [{**record, **origin} for record in decoded]
         if signal == "traces":

@@ -13,7 +13,14 @@ import base64
 import json
 from typing import Any
 
-__all__ = ["OtlpError", "decode_logs", "decode_traces", "is_json", "response_body"]
+__all__ = [
+    "OtlpError",
+    "OtlpUnavailableError",
+    "decode_logs",
+    "decode_traces",
+    "is_json",
+    "response_body",
+]
 
 _KINDS = ("UNSPECIFIED", "INTERNAL", "SERVER", "CLIENT", "PRODUCER", "CONSUMER")
 _STATUS = ("UNSET", "OK", "ERROR")
@@ -23,6 +30,16 @@ _ID_FIELDS = ("traceId", "spanId", "parentSpanId", "trace_id", "span_id", "paren
 
 class OtlpError(ValueError):
     """The body is not a valid OTLP export request."""
+
+
+class OtlpUnavailableError(RuntimeError):
+    """opentelemetry-proto, which decodes OTLP, is not installed (it is in the inbox extra)."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "decoding OTLP needs opentelemetry-proto, which is not installed: "
+            "pip install 'otel-sentry[inbox]'"
+        )
 
 
 def is_json(content_type: str | None) -> bool:
@@ -39,7 +56,10 @@ def response_body(json_response: bool) -> tuple[bytes, str]:
 
 def decode_traces(body: bytes, content_type: str | None) -> list[dict[str, Any]]:
     """Decode an ExportTraceServiceRequest into one dict per span."""
-    from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+    try:
+        from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+    except ImportError:
+        raise OtlpUnavailableError from None
 
     request = trace_service_pb2.ExportTraceServiceRequest()
     _load(request, body, content_type)
@@ -87,7 +107,10 @@ def decode_traces(body: bytes, content_type: str | None) -> list[dict[str, Any]]
 
 def decode_logs(body: bytes, content_type: str | None) -> list[dict[str, Any]]:
     """Decode an ExportLogsServiceRequest into one dict per log record."""
-    from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
+    try:
+        from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
+    except ImportError:
+        raise OtlpUnavailableError from None
 
     request = logs_service_pb2.ExportLogsServiceRequest()
     _load(request, body, content_type)

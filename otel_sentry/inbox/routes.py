@@ -19,7 +19,15 @@ from typing import Literal
 from .ingest import Ingest
 from .wire import Reply, Request, json_reply
 
-__all__ = ["CORS", "IDLE_TIMEOUT", "MAX_BODY", "AsyncAnswer", "Router", "reply_headers"]
+__all__ = [
+    "CORS",
+    "IDLE_TIMEOUT",
+    "INGEST_ROUTES",
+    "MAX_BODY",
+    "AsyncAnswer",
+    "Router",
+    "reply_headers",
+]
 
 MAX_BODY = 100 * 1024 * 1024
 # Idle keep-alive connections are dropped after this long; senders reconnect transparently.
@@ -27,6 +35,15 @@ IDLE_TIMEOUT = 60.0
 _ENVELOPE = re.compile(r"^/api/(\d+)/envelope/?$")
 _SENTRY_OTLP = re.compile(r"^/api/(\d+)/integration/otlp/v1/(traces|logs)/?$")
 _PLAIN_OTLP = re.compile(r"^/v1/(traces|logs)/?$")
+# What senders POST to, as the API's index (GET /api/_inbox) and a 404 name them.
+INGEST_ROUTES: tuple[tuple[str, str], ...] = (
+    ("/api/<project_id>/envelope/", "Sentry envelopes (X-Sentry-Auth or ?sentry_key=)"),
+    ("/stream", "Spotlight's endpoint: envelopes without auth, never faulted"),
+    ("/api/<project_id>/integration/otlp/v1/traces", "Sentry's OTLP endpoint (x-sentry-auth)"),
+    ("/api/<project_id>/integration/otlp/v1/logs", "Sentry's OTLP endpoint (x-sentry-auth)"),
+    ("/v1/traces", "plain OTLP/HTTP, as a Collector receives it"),
+    ("/v1/logs", "plain OTLP/HTTP, as a Collector receives it"),
+)
 CORS = {
     "Access-Control-Allow-Origin": "*",
     "Access-Control-Allow-Methods": "GET, POST, DELETE, OPTIONS",
@@ -76,13 +93,8 @@ class Router:
             return self.ingest.otlp(request, _signal(match[2]), int(match[1]), authenticate=True)
         if match := _PLAIN_OTLP.match(path):
             return self.ingest.otlp(request, _signal(match[1]), None, authenticate=False)
-        return json_reply(
-            404,
-            {
-                "detail": f"no route for POST {path}; ingest at /api/<project_id>/envelope/, "
-                "/stream, /api/<project_id>/integration/otlp/v1/traces or /v1/traces"
-            },
-        )
+        paths = ", ".join(route for route, _ in INGEST_ROUTES)
+        return json_reply(404, {"detail": f"no route for POST {path}; ingest at {paths}"})
 
 
 def reply_headers(reply: Reply) -> list[tuple[str, str]]:

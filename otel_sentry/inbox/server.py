@@ -32,7 +32,7 @@ from .ingest import Ingest
 from .persist import Archive
 from .routes import Router
 from .store import Counts, ReceivedEnvelope, ReceivedItem, Store
-from .tls import Certificates
+from .tls import Certificates, TLSUnavailableError
 from .validate import Validator
 from .view import Echo
 from .wire import Reply, Request
@@ -136,7 +136,12 @@ class Inbox:
 
     def _tls_server(self, router: Router) -> _Server:
         # Imported here: the plain inbox needs neither h2 nor h11 (and Certificates, trustme).
-        from .tls_server import TLSServer
+        try:
+            from .tls_server import TLSServer
+        except ModuleNotFoundError as exc:
+            if (exc.name or "").partition(".")[0] not in ("h2", "h11", "hyperframe"):
+                raise
+            raise TLSUnavailableError(exc.name or "h2") from None
 
         hosts = ["127.0.0.1", "localhost"]
         if self.host not in ("0.0.0.0", "", "::"):

@@ -94,7 +94,8 @@ class Counts:
     ``items`` counts items by type; ``categories`` by Sentry data category, with a transaction
     also counting ``span`` = its spans + 1 as Sentry does; ``discarded`` sums the client
     reports' quantities by (reason, category); ``rejected`` counts refused requests by kind
-    (``auth``, ``parse``, ``encoding``, ``too_large``) and ``rejections`` keeps the latest reasons.
+    (``auth``, ``parse``, ``encoding``, ``too_large``, ``unavailable``: OTLP without
+    opentelemetry-proto) and ``rejections`` keeps the latest reasons.
     """
 
     requests: int = 0

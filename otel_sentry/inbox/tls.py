@@ -18,10 +18,20 @@ import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
-__all__ = ["ALPN_HTTP1", "ALPN_HTTP2", "Certificates"]
+__all__ = ["ALPN_HTTP1", "ALPN_HTTP2", "Certificates", "TLSUnavailableError"]
 
 ALPN_HTTP2 = "h2"
 ALPN_HTTP1 = "http/1.1"
+
+
+class TLSUnavailableError(RuntimeError):
+    """``Inbox(tls=True)`` without the ``inbox`` extra's trustme, h2 or h11."""
+
+    def __init__(self, module: str) -> None:
+        super().__init__(
+            f"the TLS inbox needs {module}, which is not installed: "
+            "pip install 'otel-sentry[inbox]'"
+        )
 
 
 class Certificates:
@@ -34,10 +44,7 @@ class Certificates:
         try:
             import trustme
         except ImportError:
-            raise RuntimeError(
-                "Inbox(tls=True) makes its certificates with trustme, which is not installed: "
-                "pip install trustme (it comes with otel-sentry[dev])"
-            ) from None
+            raise TLSUnavailableError("trustme") from None
         self._ca = trustme.CA(organization_name="otel-sentry inbox")
         self._server_cert = self._ca.issue_cert(*dict.fromkeys(hosts))
         self._directory = Path(tempfile.mkdtemp(prefix="otel-sentry-inbox-tls-"))

@@ -1,4 +1,4 @@
-"""The Collector built from collector/builder.yaml, run as a real process for the tests.
+"""The Collector built from otel_sentry/collector/builder.yaml, run as a real process.
 
 ``collector_binary()`` builds it with ``scripts/collector-build.sh`` (cached outside the
 repository); ``Collector`` runs it with one of the shipped configs, its ports taken from the
@@ -34,7 +34,7 @@ __all__ = [
 ]
 
 REPO = Path(__file__).resolve().parents[2]
-CONFIGS = REPO / "collector"
+CONFIGS = REPO / "otel_sentry" / "collector"
 # The public key of the inbox that stands in for Sentry.
 SENTRY_KEY = "c011ec70c011ec70c011ec70c011ec70"
 
@@ -79,7 +79,7 @@ def collector_env(extra: dict[str, str]) -> dict[str, str]:
 
 
 class Collector(LocalServer):
-    """One Collector process on 127.0.0.1 with ``config`` (a file name in collector/)."""
+    """One Collector process on 127.0.0.1 with ``config`` (a file in otel_sentry/collector/)."""
 
     name = "the Collector"
     executable = "otelcol"

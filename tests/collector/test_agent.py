@@ -1,6 +1,7 @@
-"""collector/agent.yaml run for real: the FastAPI example exports OTLP to it, and what arrives at
-the two OTLP backends (a "Sentry" inbox on Sentry's OTLP path with x-sentry-auth, and a plain
-OTLP inbox) and on the Prometheus endpoint is what a user of the config would see."""
+"""otel_sentry/collector/agent.yaml run for real: the FastAPI example exports OTLP to it, and
+what arrives at the two OTLP backends (a "Sentry" inbox on Sentry's OTLP path with
+x-sentry-auth, and a plain OTLP inbox) and on the Prometheus endpoint is what a user of the
+config would see."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The shipped Collector configs, checked by the Collector built from collector/builder.yaml."""
+"""The shipped Collector configs (otel_sentry/collector/), checked by the Collector built from
+builder.yaml."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""collector/gateway.yaml run for real: tail sampling keeps the error trace and the slow trace
-and drops the fast ok one, at both backends."""
+"""otel_sentry/collector/gateway.yaml run for real: tail sampling keeps the error trace and the
+slow trace and drops the fast ok one, at both backends."""
 
 from __future__ import annotations
 

@@ -112,3 +112,33 @@ def test_otlp_spans_and_unknown_routes(inbox: Inbox, http: httpx.Client) -> None
     [decoded] = http.get(f"{inbox.url}/api/_inbox/otlp/spans").json()
     assert (decoded["name"], decoded["kind"], decoded["trace_id"]) == ("job", "INTERNAL", "c" * 32)
     assert http.get(f"{inbox.url}/api/_inbox/nope").status_code == 404
+
+
+def test_the_index_lists_the_real_endpoints_not_itself(inbox: Inbox, http: httpx.Client) -> None:
+    index_url = f"{inbox.url}/api/_inbox"
+    index = http.get(index_url).json()
+    assert index["dsn"] == inbox.dsn()
+    api = {(entry["method"], entry["url"]) for entry in index["api"]}
+    assert {url for _, url in api} >= {f"{index_url}/{name}" for name in ("health", "stats")}
+    assert index_url not in {url.rstrip("/") for _, url in api}
+    bodies = {"POST": {"status": 503}}
+    for method, url in sorted(api, key=lambda entry: entry[0] != "GET"):  # GETs first
+        response = http.request(method, url, json=bodies.get(method))
+        assert response.status_code == 200, (method, url, response.text)
+
+    ingest = [entry["url"].replace("<project_id>", "1") for entry in index["ingest"]]
+    assert f"{inbox.url}/api/1/envelope/" in ingest and f"{inbox.url}/v1/traces" in ingest
+    for url in ingest:
+        response = http.post(url, content=ENVELOPE, headers=auth_header(inbox.public_key))
+        assert response.status_code != 404, (url, response.text)
+
+
+def test_unknown_routes_point_at_the_index_and_wrong_methods_get_405(
+    inbox: Inbox, http: httpx.Client
+) -> None:
+    missing = http.get(f"{inbox.url}/api/_inbox/nope")
+    assert missing.status_code == 404
+    assert "GET /api/_inbox lists them" in missing.json()["detail"]
+    wrong = http.post(f"{inbox.url}/api/_inbox/health")
+    assert (wrong.status_code, wrong.headers["allow"]) == (405, "GET")
+    assert http.delete(f"{inbox.url}/api/_inbox").status_code == 405
