@@ -5,10 +5,11 @@ event processor replaces it with the active span's trace id, span id and op, and
 trace's DSC, which sentry_sdk moves into the envelope header. That is what puts an error on the
 right trace in Sentry's trace view.
 
-An event about an exception that left a span before it was captured (``sys.excepthook``, a
+An event about an exception captured when no span is current any more (``sys.excepthook``, a
 thread's or an asyncio task's unhandled error, a batch job reporting failures at the end) is
-linked to the span the exception was raised in instead (``raised_in.py``), when nothing current
-is of another trace: the error then sits on the transaction that recorded the failure.
+linked to the span the exception was raised in instead (``raised_in.py``): the error then sits on
+the transaction that recorded the failure. While a span is current it wins, as in sentry_sdk: an
+error caught by a request's middleware belongs to the request's span.
 
     >>> link_events(TransactionDefaults(release="1.0"))   # once, from setup   # doctest: +SKIP
 """
@@ -78,14 +79,15 @@ def trace_context_for_current_span(defaults: TransactionDefaults) -> dict[str, A
 def trace_context_for_exception(
     exc: BaseException | None, defaults: TransactionDefaults
 ) -> dict[str, Any] | None:
-    """The span ``exc`` was raised in, when no current span belongs to another trace."""
+    """The span ``exc`` was raised in, when no span is current (recording) any more."""
+    current = trace.get_current_span()
+    if current.is_recording():
+        # A request's middleware, a job wrapper, `except: capture_exception()` inside a span: the
+        # span capturing it is the one that failed now (also for the same exception object
+        # re-raised in another request: a shared future, a cached failure).
+        return None
     origin = raised_in.raised_in(exc)
     if origin is None:
-        return None
-    current = trace.get_current_span().get_span_context()
-    if current.is_valid and current.trace_id != origin.trace_id:
-        # The same exception object re-raised in another request (a shared future, a cached
-        # failure): the request capturing it is the one that failed now.
         return None
     span, root = origin.span, origin.root
     ctx = span.get_span_context()

@@ -18,8 +18,9 @@ the frozen upstream DSC), so the event processor builds the same ``contexts.trac
 transaction gets.
 
 The first span an exception leaves is the innermost, where it was raised; outer spans it leaves
-afterwards do not replace it. An exception object re-raised in another trace (a shared asyncio
-future awaited by two requests, a cached failure) takes that trace's span instead.
+afterwards do not replace it. It is used only when no span is current at capture: while one is
+(a request's error middleware, ``except: capture_exception()`` inside a span), that span wins,
+as in sentry_sdk.
 
 Stored in the exception's ``__dict__`` (exceptions take no weak references). A pickled exception
 (multiprocessing, a process pool) carries ``None`` in its place: a span holds locks.
