@@ -6,7 +6,11 @@ libraries, honour ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS`` alike, and skip an i
 library is missing or of an unsupported version instead of failing.
 
     >>> [i.name for i in discover() if i.usable]            # doctest: +SKIP
-    ['fastapi', 'httpx', 'redis', 'sqlalchemy']
+    ['aiohttp-server', 'fastapi', 'flask', 'httpx', 'redis', 'sqlalchemy', 'starlette']
+
+Web servers: ``fastapi``, ``starlette``, ``flask``, ``django`` and ``aiohttp-server`` each give a
+request one server span named after its route (``GET /items/{item_id}``); the generic ``asgi``
+and ``wsgi`` layers beneath some of them stay off by default.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from otel_sentry._internal.instrument.db import DATABASE_INSTRUMENTATIONS, query
 from otel_sentry._internal.instrument.django_setup import when_settings_known
 from otel_sentry._internal.instrument.outgoing import httpx_hooks
 from otel_sentry._internal.instrument.sampling_carrier import patch_loaded
+from otel_sentry._internal.instrument.web import MESSAGE_SPANS, starlette_without_message_spans
 
 __all__ = ["Instrumentation", "discover", "enable"]
 
@@ -34,16 +39,18 @@ _log = logging.getLogger("otel_sentry")
 # Options we pass to particular instrumentors. The ASGI layer's per-message "http send" and
 # "http receive" spans say nothing a trace reader needs, and cost as much as the request span.
 _OPTIONS: dict[str, dict[str, Any]] = {
-    "fastapi": {"exclude_spans": ["receive", "send"]},
+    "fastapi": {"exclude_spans": MESSAGE_SPANS},
     # Record where each request goes, so the propagator can keep trace headers from third parties.
     "httpx": httpx_hooks(),
     "httpx2": httpx_hooks(),  # the client under the openai and anthropic SDKs
 }
 
 # What we add on top of an instrumentor, called right after it is enabled: the contrib Celery
-# instrumentation records no messaging.system, destination, retry count or receive latency.
+# instrumentation records no messaging.system, destination, retry count or receive latency; the
+# Starlette one takes no option to leave out the ASGI message spans (instrument/web.py).
 _EXTENSIONS: dict[str, Callable[[TracerProvider], object]] = {
     "celery": instrument_celery,
+    "starlette": lambda _provider: starlette_without_message_spans(),
 }
 
 # Names `instrument` accepts for libraries traced by our own code (instrument/llm_clients.py), not

@@ -1,4 +1,4 @@
-"""Unhandled exceptions in Starlette and FastAPI apps -> Sentry issues, inside the request's span.
+"""Unhandled exceptions in Starlette and FastAPI apps -> Sentry issues, linked to the request span.
 
 sentry_sdk's Starlette and FastAPI integrations capture these, but with tracing left to
 OpenTelemetry they still cost about 400 us per request (they start their own unsampled
@@ -7,8 +7,12 @@ transaction, fork scopes and wrap every endpoint; measured in BENCHMARKS.md), an
 middleware instead, just inside Starlette's ``ServerErrorMiddleware`` (where the OTel FastAPI
 instrumentation expects that middleware to stay outermost). Per request it forks sentry_sdk's
 isolation scope, so users, tags and breadcrumbs stay with their request; on an exception it
-captures it, with the request's method, URL and safe headers, and re-raises. When the app's
-lifespan ends it flushes what is pending, before the server may exit.
+captures it, with the request's method, URL and safe headers, and re-raises. The issue is named
+after the route here, then after the request's transaction when it is linked to one (client.py),
+so Sentry pairs the two. In a plain Starlette app the instrumentation's middleware sits inside
+``ServerErrorMiddleware``, so the capture happens just after the server span ended; events.py
+links it to that span all the same. When the app's lifespan ends it flushes what is pending,
+before the server may exit.
 
     install()   # once, from setup; apps built afterwards get the middleware
 """
@@ -153,11 +157,16 @@ def install() -> list[str]:
             module = __import__(module_name, fromlist=[class_name])
         except ImportError:
             continue
-        cls = getattr(module, class_name)
-        current = cls.__dict__.get("build_middleware_stack")
-        if current is None:
+        # The Starlette instrumentation swaps the module's class for a subclass of its own:
+        # patch the class that defines the method, whichever of the two is exported now.
+        owner = next(
+            (c for c in getattr(module, class_name).__mro__ if "build_middleware_stack" in vars(c)),
+            None,
+        )
+        if owner is None:
             continue
+        current = vars(owner)["build_middleware_stack"]
         if not getattr(current, "_otel_sentry", False):
-            cls.build_middleware_stack = _wrap(current)
+            owner.build_middleware_stack = _wrap(current)
         patched.append(class_name)
     return patched

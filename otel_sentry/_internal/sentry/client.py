@@ -17,14 +17,18 @@ from pathlib import Path
 from typing import Any
 
 import sentry_sdk
+from opentelemetry.trace import SpanKind
 
 from otel_sentry._internal import logs, scrub
 from otel_sentry._internal.config import ConfigError, Settings
+from otel_sentry._internal.roots import local_root
 from otel_sentry._internal.sentry import asgi, capture, celery_tasks, dedupe, exit_spool
 from otel_sentry._internal.sentry.hooks import NoEventScrubber, SentryHooks
 from otel_sentry._internal.sentry.limits import fit_event
 from otel_sentry._internal.sentry.noise import NoiseFilter
-from otel_sentry._internal.sentry.transactions import TransactionDefaults
+from otel_sentry._internal.sentry.raised_in import raised_in
+from otel_sentry._internal.sentry.semantics import interpret
+from otel_sentry._internal.sentry.transactions import TransactionDefaults, attributes_of
 from otel_sentry._internal.sentry.transport import EnvelopeTransport
 from otel_sentry._version import __version__
 
@@ -119,6 +123,7 @@ def init_sentry(settings: Settings, noise: NoiseFilter) -> bool:
     dedupe.install()
     asgi.install()
     celery_tasks.install()
+    _name_errors_like_their_request()
     return True
 
 
@@ -189,27 +194,91 @@ def _use_spool(transport: EnvelopeTransport, settings: Settings) -> None:
 
 
 def _tuned_integrations(given: list[Any]) -> list[Any]:
-    """sentry_sdk's Django integration without its tracing work, unless the user passed one.
+    """sentry_sdk's Django, Flask and aiohttp integrations, tuned, unless the user passed one.
 
-    It stays on for errors: it forks the scope per request, captures through Django's
-    ``got_request_exception`` (inside the OTel request span) and adds the request. Its
+    They stay on for errors: each forks the scope per request, captures unhandled exceptions (Django
+    through ``got_request_exception`` and Flask through its signal of that name, inside the OTel
+    request span; aiohttp just outside it, linked by events.py) and adds the request. Django: its
     transaction, middleware and signal spans are never sent here but cost ~160 us per request
-    (benchmarks/django_errors.py: bare 338 us, default integration 592 us, these 428 us).
+    (benchmarks/django_errors.py: bare 338 us, default integration 592 us, these 428 us). Flask:
+    no transaction of its own either. Their errors take the request's transaction name
+    (:func:`_name_errors_like_their_request`); the styles chosen here only name an error when no
+    server span of ours is there (the framework's instrumentation disabled): after the route
+    (``/checkout/<int:id>``, ``POST /checkout/{id}``) rather than the view function.
     """
-    try:
-        from sentry_sdk.integrations.django import DjangoIntegration
-    except Exception:  # Django is not installed
-        return given
-    if any(isinstance(i, DjangoIntegration) for i in given):
-        return given
-    lean = DjangoIntegration(
-        middleware_spans=False,
-        signals_spans=False,
-        cache_spans=False,
-        db_transaction_spans=False,
-        http_methods_to_capture=(),  # no transaction of its own; the scope is still forked
+    tuned: tuple[tuple[str, str, dict[str, Any]], ...] = (
+        (
+            "sentry_sdk.integrations.django",
+            "DjangoIntegration",
+            {
+                "middleware_spans": False,
+                "signals_spans": False,
+                "cache_spans": False,
+                "db_transaction_spans": False,
+                "http_methods_to_capture": (),  # no transaction of its own; scopes still forked
+            },
+        ),
+        (
+            "sentry_sdk.integrations.flask",
+            "FlaskIntegration",
+            {"transaction_style": "url", "http_methods_to_capture": ()},
+        ),
+        (
+            "sentry_sdk.integrations.aiohttp",
+            "AioHttpIntegration",
+            {"transaction_style": "method_and_path_pattern"},
+        ),
     )
-    return [*given, lean]
+    out = list(given)
+    for module, name, options in tuned:
+        try:
+            integration = getattr(__import__(module, fromlist=[name]), name)
+        except Exception:  # the framework is not installed (sentry_sdk raises DidNotEnable)
+            continue
+        if not any(isinstance(i, integration) for i in given):
+            out.append(integration(**options))
+    return out
+
+
+_naming = False
+
+
+def _name_errors_like_their_request() -> None:
+    """Name an error after the transaction of the request it is linked to (idempotent).
+
+    The framework integrations name their errors in their own way (Flask ``/checkout/<int:id>``,
+    Django ``/checkout/{id}``) while the request's transaction is named by the bridge from the
+    OTel server span (``POST /checkout/<int:id>``); with two names Sentry cannot pair the issue
+    with the request. Registered on the global scope because its processors run after the global
+    ones, among them events.py, which has linked the event to its span by then.
+    """
+    global _naming
+    if not _naming:
+        sentry_sdk.get_global_scope().add_event_processor(_request_transaction_name)
+        _naming = True
+
+
+def _request_transaction_name(event: Any, hint: Any) -> Any:
+    """A named error linked to a server span of ours takes that span's transaction name."""
+    if event.get("type") == "transaction" or not event.get("transaction"):
+        return event
+    trace_id = ((event.get("contexts") or {}).get("trace") or {}).get("trace_id")
+    exc_info = (hint or {}).get("exc_info")
+    origin = raised_in(exc_info[1]) if isinstance(exc_info, tuple) and len(exc_info) == 3 else None
+    # The request's root span: current (Flask, Django capture inside it), or the one the
+    # exception left (aiohttp captures after it ended).
+    for root in (local_root(), origin.root if origin is not None else None):
+        if (
+            root is not None
+            and root.kind is SpanKind.SERVER
+            and root.context is not None
+            and f"{root.context.trace_id:032x}" == trace_id
+        ):
+            sem = interpret(root.name, root.kind, attributes_of(root), root.status.status_code)
+            event["transaction"] = sem.description
+            event["transaction_info"] = {"source": sem.source}
+            break
+    return event
 
 
 _REPLACED = (

@@ -1,0 +1,1 @@
+"""A small aiohttp server app instrumented with ``otel_sentry.init()``: example and test target."""

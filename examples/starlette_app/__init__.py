@@ -1,0 +1,1 @@
+"""A small Starlette app (no FastAPI) with ``otel_sentry.init()``: example and test target."""
