@@ -36,6 +36,7 @@ from opentelemetry.util.types import Attributes
 
 from otel_sentry._internal.config import ConfigError, Settings
 from otel_sentry._internal.instrument import llm, registry
+from otel_sentry._internal.instrument.llm_totals import LlmTotals
 from otel_sentry._internal.pressure import LoadShedder
 from otel_sentry._internal.roots import LocalRootTracker
 from otel_sentry._internal.scrub import scrub_text
@@ -202,6 +203,8 @@ def span_processors(
     processors: list[SpanProcessor] = []
     destinations = settings.span_export
     processors.append(LocalRootTracker())
+    # Each request's LLM calls summed on its root span, for every destination below.
+    processors.append(LlmTotals(track_roots=False))
     if has_client:
         processors.append(GenAiBreadcrumbs())
     if "sentry" in destinations and has_client:

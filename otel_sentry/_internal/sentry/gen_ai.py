@@ -31,6 +31,8 @@ __all__ = ["GenAiBreadcrumbs", "add_sentry_gen_ai_data"]
 _ALIASES = (
     ("gen_ai.usage.cache_read.input_tokens", "gen_ai.usage.input_tokens.cached"),
     ("gen_ai.usage.cache_creation.input_tokens", "gen_ai.usage.input_tokens.cache_write"),
+    # The Anthropic SDK's name for cache writes.
+    ("gen_ai.usage.cache_write.input_tokens", "gen_ai.usage.input_tokens.cache_write"),
     ("gen_ai.usage.reasoning.output_tokens", "gen_ai.usage.output_tokens.reasoning"),
     ("gen_ai.response.time_to_first_chunk", "gen_ai.response.time_to_first_token"),
     ("gen_ai.request.stream", "gen_ai.response.streaming"),

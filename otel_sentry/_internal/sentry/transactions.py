@@ -21,6 +21,7 @@ from opentelemetry.trace import StatusCode
 
 from otel_sentry._internal.sentry.dsc import DSC_ATTRIBUTE, DscSource, dsc_for_context
 from otel_sentry._internal.sentry.gen_ai import add_sentry_gen_ai_data
+from otel_sentry._internal.sentry.llm_totals import llm_measurements
 from otel_sentry._internal.sentry.segments import Segment
 from otel_sentry._internal.sentry.semantics import SpanSemantics, interpret
 
@@ -250,7 +251,8 @@ def build_transaction(
         event["tags"] = tags
     if user:
         event["user"] = user
-    measurements = _measurements(root)
+    # The app's own measurements win over the LLM totals of the same name.
+    measurements = {**llm_measurements(data), **(_measurements(root) or {})}
     if measurements:
         event["measurements"] = measurements
     if sem.op == "http.server":
