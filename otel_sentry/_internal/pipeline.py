@@ -41,7 +41,7 @@ from otel_sentry._internal.pressure import LoadShedder
 from otel_sentry._internal.roots import LocalRootTracker
 from otel_sentry._internal.scrub import scrub_text
 from otel_sentry._internal.scrub_spans import ScrubbingSpanExporter
-from otel_sentry._internal.sentry import tracing_api
+from otel_sentry._internal.sentry import sessions, tracing_api
 from otel_sentry._internal.sentry.gen_ai import GenAiBreadcrumbs
 from otel_sentry._internal.sentry.noise import NoiseFilter
 from otel_sentry._internal.sentry.propagator import SentryPropagator
@@ -218,6 +218,10 @@ def span_processors(
         )
         # sentry_sdk.start_transaction(), start_span(), @trace: OTel spans of this provider.
         tracing_api.install()
+    session_tracker = sessions.tracker(noise) if has_client else None
+    if session_tracker is not None:
+        processors.append(session_tracker)
+        sampler.count_unsampled = session_tracker.count_unsampled  # never reach a processor
     if "otlp" in destinations:
         processors.append(_otlp_processor(settings))
     exporters = settings.span_exporters or ()

@@ -148,7 +148,6 @@ SDK_OPTIONS: dict[str, SdkOption] = {
             "disabled_integrations",
             "added to the integrations OpenTelemetry replaces here, which stay off",
         ),
-        _passed("auto_session_tracking", "release health sessions"),
         _passed("send_client_reports", "client reports of what was dropped"),
         _passed("enable_metrics", "sentry_sdk's metrics"),
         _passed("before_send_metric", "sentry_sdk's metrics"),
@@ -189,6 +188,15 @@ SDK_OPTIONS: dict[str, SdkOption] = {
             MAPPED,
             "passed; `enable_logs` and `before_send_log` in it become those options",
             to=_experiments,
+        ),
+        SdkOption(
+            "auto_session_tracking",
+            MAPPED,
+            "release health: one request-mode session per server request (sampled or not; "
+            "health checks and preflights excepted), counted from OpenTelemetry server spans "
+            "for every framework; sent only with a `release`, as in sentry_sdk. `False` counts "
+            "none",
+            default=True,
         ),
         SdkOption(
             "trace_ignore_status_codes",
@@ -237,6 +245,12 @@ SDK_OPTIONS: dict[str, SdkOption] = {
 }
 
 
+# Mapped, and kept in ``sentry_sdk_options`` too: ``_experiments`` is passed on as well; the
+# other two are read by the code doing their job here (the noise filter, sentry/sessions.py),
+# and client.py keeps them from sentry_sdk.
+_READ_HERE = ("_experiments", "trace_ignore_status_codes", "auto_session_tracking")
+
+
 def split(options: Mapping[str, Any]) -> Split:
     """The sentry_sdk keywords among ``options`` (ours are skipped), sorted out."""
     out = Split()
@@ -257,7 +271,7 @@ def split(options: Mapping[str, Any]) -> Split:
             for key, mapped in spec.to(value, options).items():
                 if options.get(key) is None:  # our own keyword wins
                     out.mapped[key] = mapped
-        if spec.handling == PASSED or name in ("_experiments", "trace_ignore_status_codes"):
+        if spec.handling == PASSED or name in _READ_HERE:
             out.passed[name] = value
     return out
 

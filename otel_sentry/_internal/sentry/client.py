@@ -22,7 +22,14 @@ from opentelemetry.trace import SpanKind
 from otel_sentry._internal import logs, scrub
 from otel_sentry._internal.config import ConfigError, Settings
 from otel_sentry._internal.roots import local_root
-from otel_sentry._internal.sentry import asgi, capture, celery_tasks, dedupe, exit_spool
+from otel_sentry._internal.sentry import (
+    asgi,
+    capture,
+    celery_tasks,
+    dedupe,
+    exit_spool,
+    sessions,
+)
 from otel_sentry._internal.sentry.hooks import NoEventScrubber, SentryHooks
 from otel_sentry._internal.sentry.limits import fit_event
 from otel_sentry._internal.sentry.noise import NoiseFilter
@@ -59,6 +66,9 @@ def init_sentry(settings: Settings, noise: NoiseFilter) -> bool:
         # Relay trims strings past 8 KiB anyway; trimming here keeps events under its 1 MiB
         # item limit (sentry_sdk leaves them unbounded by default, a 3 MiB message included).
         "max_value_length": 8192,
+        # Release health is counted from server spans (sentry/sessions.py), for every framework;
+        # its middlewares' own request sessions would count Django, Flask and aiohttp twice.
+        "auto_session_tracking": False,
     }
     if settings.send_default_pii:
         # Only when opted in: sentry_sdk >= 2.7x deprecates the flag in favour of
@@ -117,6 +127,11 @@ def init_sentry(settings: Settings, noise: NoiseFilter) -> bool:
         client.transport.source_context = (
             settings.sentry_sdk_options.get("include_source_context") is not False
         )
+    sessions.install(
+        client,
+        settings.release,
+        enabled=settings.sentry_sdk_options.get("auto_session_tracking") is not False,
+    )
     capture.speed_up_queryset_repr()
     logs.quiet_server_lifecycle()
     capture.warm_installed_modules()
@@ -134,6 +149,8 @@ def _add_sentry_sdk_options(
     for name, value in given.items():
         if name == "trace_ignore_status_codes":
             continue  # the noise filter's job here (noise.py); sentry_sdk has no transactions
+        if name == "auto_session_tracking":
+            continue  # sentry/sessions.py's (init_sentry); the middlewares' stay off
         if name == "disabled_integrations":
             kwargs[name] = [*kwargs[name], *(value or ())]
         elif name == "include_source_context" and own_transport:
@@ -166,7 +183,10 @@ def _fitted(hook: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
 
     def before_send(event: Any, hint: Any) -> Any:
         event = hook(event, hint)
-        return fit_event(event) if event is not None else None
+        if event is None:
+            return None
+        sessions.note_event(event, hint)  # where sentry_sdk updates its session: after the hook
+        return fit_event(event)
 
     return before_send
 

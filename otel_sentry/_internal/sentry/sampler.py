@@ -101,6 +101,9 @@ class SentrySampler(Sampler):
         self._rules_pattern = _combined(self.rules)
         self._rule_rates = tuple(r for _, r, _ in self.rules)
         self._drops = DropCounter()
+        # Release health (sessions.py) counts every request: unsampled server roots are
+        # counted here, as they start, since no span processor ever sees them.
+        self.count_unsampled: Callable[[str, Attributes, int], None] | None = None
 
     def drops_since_last_call(self) -> int:
         """Roots dropped for their sample rate since the last call (backpressure: the shedder's)."""
@@ -173,6 +176,9 @@ class SentrySampler(Sampler):
         if not sampled:
             if not shed:
                 self._drops.add()
+            count = self.count_unsampled
+            if count is not None and kind is SpanKind.SERVER:
+                count(name, attributes, trace_id)
             return SamplingResult(Decision.DROP, None, state)
         kept = dict(attributes) if attributes else {}
         kept[SAMPLE_RATE_ATTRIBUTE] = rate
