@@ -15,6 +15,8 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade 'pip>=25.1'
 	$(PY) -m pip install --quiet -e '.[all]' --group dev
+	# arq without its redis<6 pin, beside Celery's redis>=6.4 (pyproject.toml, the arq extra)
+	$(PY) -m pip install --quiet --no-deps 'arq>=0.28'
 	touch $(STAMP)
 
 # Servers the integration tests start (Redis, PostgreSQL, ...): installed from Debian if missing.

@@ -14,10 +14,12 @@ from __future__ import annotations
 from otel_sentry._internal.celery_worker import init_celery_worker
 from otel_sentry._internal.config import ConfigError
 from otel_sentry._internal.context import add_breadcrumb, set_context, set_tag, set_user
+from otel_sentry._internal.instrument.arq_jobs import instrument_arq
 from otel_sentry._internal.instrument.cache import instrument_redis_cache
 from otel_sentry._internal.instrument.celery_tasks import instrument_celery
 from otel_sentry._internal.instrument.db import instrument_databases
 from otel_sentry._internal.instrument.llm import agent_span, llm_span, tool_span
+from otel_sentry._internal.instrument.rq_jobs import instrument_rq
 from otel_sentry._internal.instrument.web import allow_trace_headers
 from otel_sentry._internal.log_config import configure_logging
 from otel_sentry._internal.logs import SentryRouter, add_trace_context
@@ -42,9 +44,11 @@ __all__ = [
     "flush",
     "init",
     "init_celery_worker",
+    "instrument_arq",
     "instrument_celery",
     "instrument_databases",
     "instrument_redis_cache",
+    "instrument_rq",
     "llm_span",
     "scrub_text",
     "scrub_value",

@@ -25,10 +25,12 @@ from typing import Any
 
 from opentelemetry.trace import TracerProvider
 
+from otel_sentry._internal.instrument.arq_jobs import instrument_arq
 from otel_sentry._internal.instrument.celery_tasks import instrument_celery
 from otel_sentry._internal.instrument.db import DATABASE_INSTRUMENTATIONS, query_tracer_provider
 from otel_sentry._internal.instrument.django_setup import when_settings_known
 from otel_sentry._internal.instrument.outgoing import httpx_hooks
+from otel_sentry._internal.instrument.rq_jobs import instrument_rq
 from otel_sentry._internal.instrument.sampling_carrier import patch_loaded
 from otel_sentry._internal.instrument.web import MESSAGE_SPANS, starlette_without_message_spans
 
@@ -55,7 +57,14 @@ _EXTENSIONS: dict[str, Callable[[TracerProvider], object]] = {
 
 # Names `instrument` accepts for libraries traced by our own code (instrument/llm_clients.py), not
 # by an entry point.
-_OWN_INSTRUMENTATIONS = frozenset({"openai", "anthropic"})
+_OWN_INSTRUMENTATIONS = frozenset({"openai", "anthropic", "arq", "rq"})
+
+# Job queues without an official instrumentation (opentelemetry-python-contrib has none for
+# arq or RQ): our own, enabled like an entry point's when the library is installed.
+_OWN_JOB_QUEUES: dict[str, Callable[[TracerProvider], bool]] = {
+    "arq": instrument_arq,
+    "rq": instrument_rq,
+}
 
 # Instrumentors whose spans duplicate or contradict what another one already gives us.
 _SKIP_BY_DEFAULT = frozenset({"asgi", "wsgi", "dbapi", "logging", "system_metrics", "threading"})
@@ -165,6 +174,25 @@ def enable(
             enabled.append(info.name)
         except Exception:  # one broken instrumentation must not stop the app from starting
             _log.exception("otel-sentry: instrumenting %s failed; continuing without it", info.name)
+    enabled += _enable_job_queues(tracer_provider, wanted)
     # The server instrumentations just loaded show their request to a sampler that asked for it.
     patch_loaded()
+    return enabled
+
+
+def _enable_job_queues(provider: TracerProvider, wanted: bool | tuple[str, ...]) -> list[str]:
+    excluded = {
+        x.strip() for x in os.environ.get("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS", "").split(",")
+    }
+    enabled: list[str] = []
+    for name, instrument in _OWN_JOB_QUEUES.items():
+        if wanted is False or (isinstance(wanted, tuple) and name not in wanted):
+            continue
+        if "*" in excluded or name in excluded:
+            continue
+        try:
+            if instrument(provider):  # False: the library is not installed
+                enabled.append(name)
+        except Exception:
+            _log.exception("otel-sentry: instrumenting %s failed; continuing without it", name)
     return enabled

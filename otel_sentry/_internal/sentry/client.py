@@ -23,6 +23,7 @@ from otel_sentry._internal import logs, scrub
 from otel_sentry._internal.config import ConfigError, Settings
 from otel_sentry._internal.roots import local_root
 from otel_sentry._internal.sentry import (
+    arq_rq,
     asgi,
     capture,
     celery_tasks,
@@ -138,6 +139,7 @@ def init_sentry(settings: Settings, noise: NoiseFilter) -> bool:
     dedupe.install()
     asgi.install()
     celery_tasks.install()
+    arq_rq.install()
     _name_errors_like_their_request()
     return True
 
@@ -308,6 +310,8 @@ _REPLACED = (
     ("sentry_sdk.integrations.openai", "OpenAIIntegration"),
     ("sentry_sdk.integrations.anthropic", "AnthropicIntegration"),
     ("sentry_sdk.integrations.celery", "CeleryIntegration"),
+    ("sentry_sdk.integrations.arq", "ArqIntegration"),
+    ("sentry_sdk.integrations.rq", "RqIntegration"),
     ("sentry_sdk.integrations.redis", "RedisIntegration"),
     ("sentry_sdk.integrations.sqlalchemy", "SqlalchemyIntegration"),
     ("sentry_sdk.integrations.asyncpg", "AsyncPGIntegration"),
@@ -322,10 +326,10 @@ def _replaced_integrations() -> list[Any]:
     auto-enabled when the SDK is installed; they would start a second span per call and capture
     every failed call as an issue of its own, beside the request's error (GenAI spans are
     instrument/llm_clients.py's and the Anthropic SDK's job). Celery: its own transactions and task
-    headers compete with the OTel ones (sentry/celery_tasks.py). Redis, SQLAlchemy, asyncpg: their
-    spans never reach a transaction here (the OTel instrumentations and instrument/db.py, cache.py
-    record them), yet they still build spans and breadcrumbs per command: a Redis GET cost ~1.9x the
-    CPU with RedisIntegration on.
+    headers compete with the OTel ones (sentry/celery_tasks.py); arq and RQ likewise
+    (sentry/arq_rq.py). Redis, SQLAlchemy, asyncpg: their spans never reach a transaction here (the
+    OTel instrumentations and instrument/db.py, cache.py record them), yet they still build spans
+    and breadcrumbs per command: a Redis GET cost ~1.9x the CPU with RedisIntegration on.
     """
     _skip_replaced_auto_integrations()
     out: list[Any] = []

@@ -330,6 +330,9 @@ def _messaging(name: str, kind: SpanKind, attrs: _Attributes) -> tuple[str, str,
         description = task
     elif name.startswith(_CELERY_ACTIONS) and "celery.action" in attrs:
         description = name.partition("/")[2]
+    elif isinstance(attrs.get("code.function.name"), str) and attrs["code.function.name"]:
+        # arq and RQ jobs (instrument/job_runs.py): named by their function, as Sentry does.
+        description = str(attrs["code.function.name"])
     else:
         destination = attrs.get("messaging.destination.name") or attrs.get("messaging.destination")
         description = destination if isinstance(destination, str) and destination else name
