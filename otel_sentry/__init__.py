@@ -25,6 +25,7 @@ from otel_sentry._internal.log_config import configure_logging
 from otel_sentry._internal.logs import SentryRouter, add_trace_context
 from otel_sentry._internal.options import InitOptions
 from otel_sentry._internal.scrub import scrub_text, scrub_value
+from otel_sentry._internal.sentry.crons import monitor
 from otel_sentry._internal.settings import Settings
 from otel_sentry._internal.setup import current_settings, flush, init, shutdown
 from otel_sentry._version import __version__
@@ -50,6 +51,7 @@ __all__ = [
     "instrument_redis_cache",
     "instrument_rq",
     "llm_span",
+    "monitor",
     "scrub_text",
     "scrub_value",
     "set_context",

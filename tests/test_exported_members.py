@@ -31,6 +31,7 @@ PUBLIC = [
     "instrument_redis_cache",
     "instrument_rq",
     "llm_span",
+    "monitor",
     "scrub_text",
     "scrub_value",
     "set_context",

@@ -7,6 +7,11 @@ with ``os._exit``, which skips ``atexit``. With the solo or thread pools the tas
 worker's main process, so there it initializes on ``worker_init`` and flushes on
 ``worker_shutdown``.
 
+Beat needs no initialization: it only stamps the messages of the entries Sentry monitors
+(``sentry/celery_beat.py``), and reads whether to from the options given here. Its hook is
+installed by this call, in the process that imports the app module (``celery beat``, or the
+worker whose ``-B`` beat is forked from it).
+
     # tasks.py (the module given to ``celery -A``)
     from otel_sentry._internal.celery_worker import init_celery_worker
     init_celery_worker()             # same keyword arguments as otel_sentry.init()
@@ -16,7 +21,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["init_celery_worker"]
+__all__ = ["init_celery_worker", "worker_options"]
 
 _options: dict[str, Any] | None = None
 
@@ -30,14 +35,22 @@ def init_celery_worker(**options: Any) -> None:
     global _options
     from celery import signals  # type: ignore[import-untyped]
 
+    from otel_sentry._internal.sentry.celery_beat import patch_beat
+
     first = _options is None
     _options = dict(options)
+    patch_beat()
     if not first:
         return
     signals.worker_process_init.connect(_init_child, weak=False)
     signals.worker_process_shutdown.connect(_shutdown, weak=False)
     signals.worker_init.connect(_init_main, weak=False)
     signals.worker_shutdown.connect(_shutdown, weak=False)
+
+
+def worker_options() -> dict[str, Any] | None:
+    """The options of the last :func:`init_celery_worker` call; None when it was not called."""
+    return dict(_options) if _options is not None else None
 
 
 def _forks(worker: Any) -> bool:

@@ -113,6 +113,8 @@ class InitOptions(SentrySdkOptions, total=False):
     strict_trace_continuation: bool | str
     cache_prefixes: str | Sequence[str]
     db_slow_query_ms: float | str | None
+    monitor_beat_tasks: bool | str
+    exclude_beat_tasks: str | Sequence[str]
     capture_llm_content: bool | str
     llm_content_mode: str
     llm_http_spans: bool | str

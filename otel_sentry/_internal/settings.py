@@ -246,6 +246,25 @@ class Settings:
         expect="a non-negative number of milliseconds, like 250",
         doc_default="none: no statement is flagged slow",
     )
+    monitor_beat_tasks: bool = option(
+        False,
+        env=("OTEL_SENTRY_MONITOR_BEAT_TASKS",),
+        parse=parse_bool,
+        help="Sentry cron check-ins for Celery beat entries (else CeleryIntegration's "
+        "monitor_beat_tasks, when passed in integrations).",
+        expect=_BOOL,
+        doc_default="`false`, as in sentry_sdk: each entry would become a Sentry monitor "
+        "(`docs/integrations.md`, Cron monitors)",
+    )
+    exclude_beat_tasks: tuple[str, ...] = option(
+        (),
+        env=("OTEL_SENTRY_EXCLUDE_BEAT_TASKS",),
+        parse=parse_patterns,
+        help="Beat entries (regexes of the entry name) that send no check-ins.",
+        expect="comma-separated regular expressions, like cleanup-.*,heartbeat",
+        doc_env="`OTEL_SENTRY_EXCLUDE_BEAT_TASKS` (comma-separated regexes of entry names)",
+        doc_default="none (else CeleryIntegration's `exclude_beat_tasks`)",
+    )
     capture_llm_content: bool = option(
         False,
         env=("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT",),

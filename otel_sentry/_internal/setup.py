@@ -30,7 +30,7 @@ import sentry_sdk
 
 from otel_sentry._internal import context, pipeline, scrub
 from otel_sentry._internal.config import ConfigError, Settings, resolve
-from otel_sentry._internal.sentry import propagator, scope_api
+from otel_sentry._internal.sentry import celery_beat, propagator, scope_api
 from otel_sentry._internal.sentry.client import close_sentry, init_sentry, transaction_defaults
 from otel_sentry._internal.sentry.events import link_events, unlink_events
 from otel_sentry._internal.sentry.noise import NoiseFilter
@@ -130,6 +130,8 @@ def init(**options: Unpack[InitOptions]) -> Settings:
         # sentry_sdk.set_tag(), set_transaction_name(), get_traceparent()...: true of the spans.
         scope_api.install()
         instrumented = pipeline.instrument(provider, settings)
+        # After the Celery instrumentation: the check-ins read the span it starts per task.
+        celery_beat.install(settings)
         _installed = _Installed(settings, instrumented, client)
         if settings.gc_freeze:
             _freeze_startup_objects()
