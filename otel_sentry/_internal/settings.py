@@ -350,7 +350,7 @@ class Settings:
         help="More key names whose values are replaced by [Filtered] (beside the built-in list).",
         expect="comma-separated key names, like acct-no,member_pin",
         doc_env="`OTEL_SENTRY_SCRUB_KEYS` (comma-separated, `acct-no,member_pin`)",
-        doc_default="none beyond the built-in list (see Privacy)",
+        doc_default="none beyond the built-in list (`docs/privacy.md`)",
     )
     scrub_patterns: tuple[str, ...] = option(
         (),
