@@ -58,13 +58,13 @@ VERSIONED = (
 
 
 def plan(setups: list[str], rates: list[float], modes: list[str]) -> list[RunKey]:
-    """Every setup at rate 1.0; at other rates only the anchors and otel_sentry."""
+    """Every setup at rate 1.0; at other rates only the anchors and the otel_sentry setups."""
     keys: list[RunKey] = []
     for rate in rates:
         for setup in setups:
-            if rate < 1.0 and setup not in (*RATE_SUBSET, "otel_sentry"):
+            if rate < 1.0 and setup not in (*RATE_SUBSET, "otel_sentry", "otel_sentry_contrib"):
                 continue
-            if setup == "otel_sentry":
+            if setup in ("otel_sentry", "otel_sentry_contrib"):
                 keys += [RunKey(setup, rate, mode) for mode in modes]
             else:
                 keys.append(RunKey(setup, rate))

@@ -195,6 +195,23 @@ def otel_sdk_floor(options: Options) -> Configured:
     return Configured(drain=lambda timeout: None)
 
 
+def otel_native_floor(options: Options) -> Configured:
+    """SDK recording FastAPI's own server span (FastAPI >= 0.165 telemetry), no processor.
+
+    The floor under otel_sentry now that it uses FastAPI's telemetry: the same server span as
+    otel_sdk_floor's, recorded by FastAPI itself instead of the contrib ASGI middleware, with the
+    operation spans off as otel_sentry leaves them (instrument/fastapi_native.py).
+    """
+    from otel_sentry._internal.instrument import fastapi_native
+
+    if not fastapi_native.native():
+        return Configured(notes=["the installed FastAPI has no native telemetry (>= 0.165)"])
+    _sdk_provider(options.rate)
+    fastapi_native.configure(mode="native", operation_spans=False)
+    fastapi_native.use_native(tracing=True)
+    return Configured(drain=lambda timeout: None)
+
+
 def otel_otlp(options: Options) -> Configured:
     """The OTel reference pipeline: BatchSpanProcessor + OTLP/HTTP (protobuf) to the sink."""
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -277,7 +294,7 @@ def sentry_otel_processor(options: Options) -> Configured:
     return Configured(drain=drain, produced=counter.produced, delivers="transactions")
 
 
-def otel_sentry(options: Options) -> Configured:
+def otel_sentry(options: Options, fastapi_telemetry: str = "auto") -> Configured:
     """This project: ``otel_sentry.init`` exporting to the sink as Sentry envelopes or OTLP."""
     from opentelemetry import trace
     from opentelemetry.sdk.trace import TracerProvider
@@ -293,6 +310,7 @@ def otel_sentry(options: Options) -> Configured:
         # Only the server side, like every other setup: instrumenting httpx would turn the load
         # generator's calls into the roots of the traces.
         instrument=("fastapi",),
+        fastapi_telemetry=fastapi_telemetry,
     )
     provider = trace.get_tracer_provider()
     notes: list[str] = []
@@ -311,22 +329,34 @@ def otel_sentry(options: Options) -> Configured:
     )
 
 
+def otel_sentry_contrib(options: Options) -> Configured:
+    """This project with the contrib FastAPI instrumentation (``fastapi_telemetry="contrib"``).
+
+    What otel_sentry costs on a FastAPI without native telemetry (< 0.165), or when the user
+    keeps the contrib instrumentation: the same-run comparison for FastAPI's own telemetry.
+    """
+    return otel_sentry(options, fastapi_telemetry="contrib")
+
+
 SETUPS: dict[str, Callable[[Options], Configured]] = {
     "bare": bare,
     "otel_api": otel_api,
     "otel_sdk": otel_sdk,
     "otel_sdk_floor": otel_sdk_floor,
+    "otel_native_floor": otel_native_floor,
     "otel_otlp": otel_otlp,
     "sentry_native": sentry_native,
     "sentry_stream": sentry_stream,
     "sentry_otel_processor": sentry_otel_processor,
     "otel_sentry": otel_sentry,
+    "otel_sentry_contrib": otel_sentry_contrib,
 }
 
 # The setups measured again at a partial sample rate: the anchors the acceptance lines compare to.
 RATE_SUBSET: tuple[str, ...] = (
     "bare",
     "otel_sdk_floor",
+    "otel_native_floor",
     "otel_otlp",
     "sentry_native",
     "sentry_otel_processor",

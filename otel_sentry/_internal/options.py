@@ -117,6 +117,8 @@ class InitOptions(SentrySdkOptions, total=False):
     exclude_beat_tasks: str | Sequence[str]
     capture_llm_content: bool | str
     llm_content_mode: str
+    fastapi_telemetry: str
+    fastapi_operation_spans: bool | str
     llm_http_spans: bool | str
     spool_dir: str | None
     spool_max_mb: float | str

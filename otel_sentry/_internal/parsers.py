@@ -17,11 +17,13 @@ from otel_sentry._internal.dsn import parse_dsn
 
 __all__ = [
     "EXPORT_MODES",
+    "FASTAPI_TELEMETRY_MODES",
     "LLM_CONTENT_MODES",
     "NOISE_FILTERS",
     "parse_bool",
     "parse_dsn_text",
     "parse_export",
+    "parse_fastapi_telemetry",
     "parse_genai_capture",
     "parse_instrument",
     "parse_llm_content_mode",
@@ -42,6 +44,7 @@ EXPORT_MODES: tuple[str, ...] = ("auto", "sentry", "otlp", "both", "none")
 # What a captured prompt or completion becomes: the scrubbed, truncated text, or its sha256
 # plus a short scrubbed snippet.
 LLM_CONTENT_MODES: tuple[str, ...] = ("full", "hash")
+FASTAPI_TELEMETRY_MODES: tuple[str, ...] = ("auto", "native", "contrib")
 
 
 _TRUE = {"1", "true", "yes", "on", "y", "t"}
@@ -204,6 +207,13 @@ def parse_llm_content_mode(raw: object) -> str:
     text = str(raw).strip().lower()
     if text not in LLM_CONTENT_MODES:
         raise ValueError(f"expected one of {', '.join(LLM_CONTENT_MODES)}")
+    return text
+
+
+def parse_fastapi_telemetry(raw: object) -> str:
+    text = str(raw).strip().lower()
+    if text not in FASTAPI_TELEMETRY_MODES:
+        raise ValueError(f"expected one of {', '.join(FASTAPI_TELEMETRY_MODES)}")
     return text
 
 

@@ -35,7 +35,7 @@ from opentelemetry.trace import Link, SpanKind
 from opentelemetry.util.types import Attributes
 
 from otel_sentry._internal.config import ConfigError, Settings
-from otel_sentry._internal.instrument import llm, registry
+from otel_sentry._internal.instrument import fastapi_native, llm, registry
 from otel_sentry._internal.instrument.llm_totals import LlmTotals
 from otel_sentry._internal.pressure import LoadShedder
 from otel_sentry._internal.roots import LocalRootTracker
@@ -277,7 +277,12 @@ def install_propagator() -> None:
 
 def instrument(provider: TracerProvider, settings: Settings) -> list[str]:
     """Enable the instrumentations ``settings.instrument`` asks for; the names enabled."""
-    names = registry.enable(provider, settings.instrument) if settings.instrument else []
+    fastapi_native.configure(
+        mode=settings.fastapi_telemetry, operation_spans=settings.fastapi_operation_spans
+    )
+    names = ["fastapi"] if registry.use_fastapi_native(settings.instrument) else []
+    if settings.instrument:
+        names += registry.enable(provider, settings.instrument)
     names += _instrument_llm(settings)
     names += _instrument_data(provider, settings)
     return names

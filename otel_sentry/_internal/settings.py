@@ -36,6 +36,7 @@ from otel_sentry._internal.parsers import (
     parse_bool,
     parse_dsn_text,
     parse_export,
+    parse_fastapi_telemetry,
     parse_genai_capture,
     parse_instrument,
     parse_llm_content_mode,
@@ -284,6 +285,26 @@ class Settings:
         doc_env="`OTEL_SENTRY_LLM_CONTENT_MODE`: `full` or `hash`",
         doc_default="`full`: captured content is the scrubbed text, truncated; `hash`: its "
         "sha256 and a short scrubbed snippet",
+    )
+    fastapi_telemetry: str = option(
+        "auto",
+        env=("OTEL_SENTRY_FASTAPI_TELEMETRY",),
+        parse=parse_fastapi_telemetry,
+        help="FastAPI's server spans from FastAPI's own telemetry (native, FastAPI >= 0.165) or "
+        "the contrib FastAPIInstrumentor; auto: native where the installed FastAPI has it.",
+        expect="auto, native or contrib",
+        doc_env="`OTEL_SENTRY_FASTAPI_TELEMETRY`: `auto`, `native` or `contrib`",
+        doc_default="`auto`: FastAPI's own telemetry where the installed FastAPI has it "
+        "(>= 0.165), else the contrib instrumentation",
+    )
+    fastapi_operation_spans: bool = option(
+        False,
+        env=("OTEL_SENTRY_FASTAPI_OPERATION_SPANS",),
+        parse=parse_bool,
+        help="With FastAPI's own telemetry, a span per dependency, endpoint, serialization and "
+        "background task.",
+        expect=_BOOL,
+        doc_default="`false`: one server span per request",
     )
     llm_http_spans: bool = option(
         True,

@@ -42,7 +42,7 @@ def _init(inbox: Inbox, **options: Any) -> None:
         dsn=inbox.dsn(),
         environment="test",
         release="llm@1",
-        instrument=("httpx2", "openai", "anthropic"),
+        instrument=("fastapi", "httpx2", "openai", "anthropic"),
         **options,
     )
 

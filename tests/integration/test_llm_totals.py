@@ -56,7 +56,7 @@ def _init(inbox: Inbox, **options: Any) -> None:
         dsn=inbox.dsn(),
         environment="test",
         release="llm-totals@1",
-        instrument=("httpx2", "openai", "anthropic"),
+        instrument=("fastapi", "httpx2", "openai", "anthropic"),
         **options,
     )
 

@@ -25,6 +25,7 @@ from typing import Any
 
 from opentelemetry.trace import TracerProvider
 
+from otel_sentry._internal.instrument import fastapi_native
 from otel_sentry._internal.instrument.arq_jobs import instrument_arq
 from otel_sentry._internal.instrument.celery_tasks import instrument_celery
 from otel_sentry._internal.instrument.db import DATABASE_INSTRUMENTATIONS, query_tracer_provider
@@ -34,7 +35,7 @@ from otel_sentry._internal.instrument.rq_jobs import instrument_rq
 from otel_sentry._internal.instrument.sampling_carrier import patch_loaded
 from otel_sentry._internal.instrument.web import MESSAGE_SPANS, starlette_without_message_spans
 
-__all__ = ["Instrumentation", "discover", "enable"]
+__all__ = ["Instrumentation", "discover", "enable", "use_fastapi_native"]
 
 _log = logging.getLogger("otel_sentry")
 
@@ -151,6 +152,8 @@ def enable(
     for info in discover(wanted):
         if not info.usable:
             continue
+        if info.name == "fastapi" and not fastapi_native.use_contrib():
+            continue  # the native telemetry records the server spans instead
         try:
             instrumentor = by_name[info.name].load()()
             if not instrumentor.is_instrumented_by_opentelemetry:
@@ -178,6 +181,27 @@ def enable(
     # The server instrumentations just loaded show their request to a sampler that asked for it.
     patch_loaded()
     return enabled
+
+
+def use_fastapi_native(wanted: bool | tuple[str, ...]) -> bool:
+    """Set FastAPI's own telemetry up as ``wanted`` says; whether it traces the requests.
+
+    Called once per ``init()``. FastAPI's telemetry traces every app as soon as a provider is
+    set, so it is told whether FastAPI is wanted (``instrument``,
+    ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS``) even when the contrib instrumentation or nothing
+    records the spans (instrument/fastapi_native.py).
+    """
+    if not fastapi_native.native():
+        return False
+    excluded = {
+        x.strip() for x in os.environ.get("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS", "").split(",")
+    }
+    wanted_fastapi = not (wanted is False or "*" in excluded or "fastapi" in excluded) and (
+        wanted is True or "fastapi" in wanted
+    )
+    tracing = wanted_fastapi and not fastapi_native.use_contrib()
+    fastapi_native.use_native(tracing=tracing)
+    return tracing
 
 
 def _enable_job_queues(provider: TracerProvider, wanted: bool | tuple[str, ...]) -> list[str]:

@@ -47,7 +47,11 @@ _FUNCTION = "_start_internal_or_server_span"
 # The first two are imported when a sampler asks, so an app that wraps itself in their middleware
 # after init() is covered (every web instrumentation imports them anyway); the others are wrapped
 # once their framework's instrumentation is loaded (registry.enable calls patch_loaded()).
-_EAGER = ("opentelemetry.instrumentation.asgi", "opentelemetry.instrumentation.wsgi")
+_EAGER = (
+    "opentelemetry.instrumentation.asgi",
+    "opentelemetry.instrumentation.wsgi",
+    "fastapi.telemetry._asgi",
+)
 _MODULES = (
     *_EAGER,
     "opentelemetry.instrumentation.django.middleware.otel_middleware",
@@ -84,6 +88,36 @@ def patch_loaded() -> None:
         module = sys.modules.get(name)
         if module is not None:
             _patch(module)
+    native = sys.modules.get(_FASTAPI_NATIVE)
+    if native is not None:
+        _patch_fastapi_native(native)
+
+
+# FastAPI's own telemetry (instrument/fastapi_native.py) starts its server span in
+# NativeTelemetry.__call__, with the scope in hand, then runs the app from there.
+_FASTAPI_NATIVE = "fastapi.telemetry._asgi"
+
+
+def _patch_fastapi_native(module: ModuleType) -> None:
+    cls = getattr(module, "NativeTelemetry", None)
+    call = vars(cls).get("__call__") if isinstance(cls, type) else None
+    if cls is None or call is None or getattr(call, "_shows_carrier", False):
+        return
+
+    async def call_showing_scope(self: Any, *, app: Any, scope: Any, **kwargs: Any) -> None:
+        async def app_without_carrier(*args: Any) -> None:
+            _CARRIER.set(None)  # the span has started: the request's own code sees nothing
+            await app(*args)
+
+        token = _CARRIER.set(scope)
+        try:
+            await call(self, app=app_without_carrier, scope=scope, **kwargs)
+        finally:
+            _CARRIER.reset(token)
+
+    call_showing_scope._shows_carrier = True  # type: ignore[attr-defined]
+    call_showing_scope.__wrapped__ = call  # type: ignore[attr-defined]
+    cls.__call__ = call_showing_scope
 
 
 def _patch(module: ModuleType) -> None:
