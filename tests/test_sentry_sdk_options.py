@@ -283,11 +283,11 @@ def test_an_inert_option_is_accepted_with_one_warning(
         otel_sentry.init(
             dsn=inbox.dsn(),
             instrument=False,
-            profiles_sampler=lambda context: 1.0,
+            keep_alive=True,
             transport_queue_size=100,  # sentry_sdk's default: nothing to say
         )
     warned = [r.getMessage() for r in caplog.records if "no effect" in r.getMessage()]
-    assert len(warned) == 1 and "profiles_sampler" in warned[0], warned
+    assert len(warned) == 1 and "keep_alive" in warned[0], warned
 
 
 @pytest.mark.parametrize(

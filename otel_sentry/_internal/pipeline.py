@@ -44,6 +44,7 @@ from otel_sentry._internal.scrub_spans import ScrubbingSpanExporter
 from otel_sentry._internal.sentry import sessions, tracing_api
 from otel_sentry._internal.sentry.gen_ai import GenAiBreadcrumbs
 from otel_sentry._internal.sentry.noise import NoiseFilter
+from otel_sentry._internal.sentry.profiles import ProfileRecorder
 from otel_sentry._internal.sentry.propagator import SentryPropagator
 from otel_sentry._internal.sentry.sampler import SentrySampler
 from otel_sentry._internal.sentry.span_processor import TransactionExporter
@@ -208,12 +209,18 @@ def span_processors(
     if has_client:
         processors.append(GenAiBreadcrumbs())
     if "sentry" in destinations and has_client:
+        # sentry_sdk's profilers, started by root spans; before the exporter, whose worker
+        # needs a root's profile stopped by the time it builds the transaction.
+        profiles = ProfileRecorder.from_client()
+        if profiles is not None:
+            processors.append(profiles)
         processors.append(
             TransactionExporter(
                 defaults,
                 sampler=sampler,
                 before_send_transaction=settings.before_send_transaction,
                 noise=noise,
+                profiles=profiles,
             )
         )
         # sentry_sdk.start_transaction(), start_span(), @trace: OTel spans of this provider.

@@ -10,8 +10,8 @@ is not also one of ours (``settings.py``) is declared here once, with what becom
   ``traces_sample_rate``, ``event_scrubber``'s denylist into ``scrub_keys``...); our own keyword,
   when given too, wins;
 - ``inert``: accepted, and has no effect here; a value other than sentry_sdk's default gets one
-  warning at ``init()`` that says why (profiling is not bridged yet, ``ignore_spans`` only acts
-  in sentry_sdk's span streaming...);
+  warning at ``init()`` that says why (``ignore_spans`` only acts in sentry_sdk's span
+  streaming...);
 - ``refused``: only values that contradict how this package works (``instrumenter="sentry"``,
   ``trace_lifecycle="stream"``), with a message that names what replaces them.
 
@@ -117,7 +117,6 @@ def _trace_lifecycle(value: Any) -> str | None:
     )
 
 
-_PROFILES = "profiling is not bridged yet; see profiles_sample_rate"
 _STREAM_ONLY = "acts only in sentry_sdk's span streaming (trace_lifecycle='stream'), as there"
 
 SDK_OPTIONS: dict[str, SdkOption] = {
@@ -152,6 +151,23 @@ SDK_OPTIONS: dict[str, SdkOption] = {
         _passed("enable_metrics", "sentry_sdk's metrics"),
         _passed("before_send_metric", "sentry_sdk's metrics"),
         _passed("functions_to_trace", "functions wrapped in spans (OpenTelemetry spans here)"),
+        # -- profiling: sentry_sdk's profilers, started and stopped by root spans ------------
+        _passed(
+            "profiles_sampler",
+            "rate of profiling per sampled local root, as sentry_sdk's; it gets the context a "
+            "`traces_sampler` gets",
+        ),
+        _passed("profiler_mode", "sentry_sdk's sampler thread (`thread`) or `gevent`"),
+        _passed(
+            "profile_session_sample_rate",
+            "continuous profiling: share of processes whose profiler sends `profile_chunk`s; "
+            "transactions name it in `contexts.profile`, spans carry `thread.id`/`thread.name`",
+        ),
+        _passed(
+            "profile_lifecycle",
+            "`trace`: the profiler runs while a sampled local root span is open; `manual`: "
+            "between `sentry_sdk.profiler.start_profiler()` and `stop_profiler()`",
+        ),
         # -- the connection: our transport reads these from sentry_sdk's options -------------
         _passed("http_proxy", "proxy for http:// DSNs"),
         _passed("https_proxy", "proxy for https:// DSNs"),
@@ -205,10 +221,6 @@ SDK_OPTIONS: dict[str, SdkOption] = {
             "`event_processor`",
         ),
         # -- no effect here -----------------------------------------------------------------
-        _inert("profiles_sampler", _PROFILES),
-        _inert("profiler_mode", _PROFILES),
-        _inert("profile_lifecycle", _PROFILES, "manual"),
-        _inert("profile_session_sample_rate", _PROFILES),
         _inert("ignore_spans", _STREAM_ONLY),
         _inert("before_send_span", _STREAM_ONLY),
         _inert("stream_gen_ai_spans", "GenAI spans arrive in their transactions", True),

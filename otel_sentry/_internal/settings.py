@@ -129,9 +129,9 @@ class Settings:
         None,
         env=("SENTRY_PROFILES_SAMPLE_RATE_BACKEND", "SENTRY_PROFILES_SAMPLE_RATE"),
         parse=parse_optional_rate,
-        help="Share of sampled transactions profiled by sentry_sdk.",
+        help="Share of sampled transactions profiled (sentry_sdk's profiler, per root span).",
         expect=_RATE,
-        doc_default="none (accepted, not used yet)",
+        doc_default="none (no profiles)",
     )
     send_default_pii: bool = option(
         False,

@@ -283,12 +283,6 @@ def _scrubber(settings: Settings) -> scrub.Scrubber:
 
 
 def _announce(settings: Settings, instrumented: list[str]) -> None:
-    if settings.profiles_sample_rate:
-        _log.warning(
-            "otel-sentry: profiles_sample_rate=%s is accepted but profiling is not wired up yet: "
-            "no profiles are sent",
-            settings.profiles_sample_rate,
-        )
     for name, why in settings.inert_options.items():
         _log.warning(
             "otel-sentry: sentry_sdk option %s is accepted but has no effect: %s", name, why

@@ -77,6 +77,9 @@ def init_sentry(settings: Settings, noise: NoiseFilter) -> bool:
         kwargs["send_default_pii"] = True
     if settings.enable_logs:
         kwargs["enable_logs"] = True
+    if settings.profiles_sample_rate is not None:
+        # sentry_sdk sets its profiler up from it; root spans start it (sentry/profiles.py).
+        kwargs["profiles_sample_rate"] = settings.profiles_sample_rate
     if transport is None:
         kwargs["transport"] = EnvelopeTransport
         # Our transport adds the source lines off the request thread (sentry/capture.py).

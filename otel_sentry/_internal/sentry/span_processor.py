@@ -36,6 +36,7 @@ from otel_sentry._internal.sentry.encode import dumps
 from otel_sentry._internal.sentry.hooks import scrub_event
 from otel_sentry._internal.sentry.limits import MAX_ITEM_BYTES, fit_transaction
 from otel_sentry._internal.sentry.noise import NoiseFilter
+from otel_sentry._internal.sentry.profiles import ProfileRecorder
 from otel_sentry._internal.sentry.sampler import SentrySampler
 from otel_sentry._internal.sentry.segments import Segment, SegmentBuffer, is_local_root
 from otel_sentry._internal.sentry.transactions import TransactionDefaults, build_transaction
@@ -68,8 +69,10 @@ class TransactionExporter(SpanProcessor):
         batch_size: int = 256,
         schedule_delay: float = 0.5,
         buffer: SegmentBuffer | None = None,
+        profiles: ProfileRecorder | None = None,
     ) -> None:
         self.defaults = defaults
+        self.profiles = profiles
         self.sampler = sampler
         self._transport = transport
         self._before_send = before_send_transaction
@@ -245,7 +248,7 @@ class TransactionExporter(SpanProcessor):
         if transport is None:
             return
         envelope = transaction_envelope(
-            segment, self.defaults, transport, self._before_send, self._noise
+            segment, self.defaults, transport, self._before_send, self._noise, self.profiles
         )
         if envelope is None:
             return
@@ -261,6 +264,7 @@ def transaction_envelope(
     transport: Transport,
     before_send: BeforeSend | None = None,
     noise: NoiseFilter | None = None,
+    profiles: ProfileRecorder | None = None,
 ) -> Envelope | None:
     """The envelope for one segment, or None when noise or ``before_send`` dropped it (counted)."""
     event, dsc = build_transaction(segment, defaults)
@@ -296,5 +300,8 @@ def transaction_envelope(
         if dropped:
             transport.record_lost_event("buffer_overflow", "span", quantity=dropped)
         body = dumps(event)
-    item = Item(payload=PayloadRef(bytes=body, json=event), type="transaction")
-    return Envelope(headers=headers, items=[item])
+    items = [Item(payload=PayloadRef(bytes=body, json=event), type="transaction")]
+    profile = profiles.envelope_item(segment.root, event) if profiles is not None else None
+    if profile is not None:
+        items.insert(0, profile)  # where sentry_sdk's client puts it
+    return Envelope(headers=headers, items=items)

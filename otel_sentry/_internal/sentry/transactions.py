@@ -232,6 +232,8 @@ def build_transaction(
         },
         "spans": [_span(child, trace_id) for child in segment.children],
     }
+    if data.get("profiler_id"):  # a continuous profiler ran (sentry/profiles.py)
+        event["contexts"]["profile"] = {"profiler_id": data["profiler_id"]}
     if defaults.release:
         event["release"] = defaults.release
     if defaults.environment:
