@@ -34,8 +34,10 @@ from otel_sentry.inbox import Inbox
 from otel_sentry.inbox.view import render
 
 try:  # run as a script (make demo): examples/ is on sys.path; as a module: the repository is
+    from demo_extras import PROFILE_ENV, print_checkins, print_profile, run_cron_job
     from local_llm import LocalLLM
 except ImportError:
+    from examples.demo_extras import PROFILE_ENV, print_checkins, print_profile, run_cron_job
     from examples.local_llm import LocalLLM
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -108,7 +110,7 @@ def main() -> int:
         log = _log_file("api")
         # The app's OpenAI client talks to the local model endpoint, never to the internet.
         llm_env = {"OPENAI_BASE_URL": llm.openai_base_url, "OPENAI_API_KEY": "sk-local-demo"}
-        app = _start_api({**_api_env(inbox), **jobs.env, **llm_env}, port, log)
+        app = _start_api({**_api_env(inbox), **jobs.env, **llm_env, **PROFILE_ENV}, port, log)
         base = f"http://127.0.0.1:{port}"
         requests = [
             ("GET", "/items/1"),
@@ -132,6 +134,7 @@ def main() -> int:
                     print(f"  {method:<4} {path:<14} -> {response.status_code}")
             inbox.wait_for_items("event", count=1, timeout=10)
             jobs.wait_for_job()
+            run_cron_job(inbox)  # examples/nightly_report.py, once, as cron would run it
         finally:
             app.terminate()  # SIGTERM: otel-sentry flushes what is pending, then the app exits
             app.wait(timeout=15)
@@ -146,6 +149,8 @@ def main() -> int:
         if jobs.running:
             _print_job_trace(inbox)
         _print_llm_call(inbox)
+        print_profile(inbox)
+        print_checkins(inbox)
     return _nextjs()
 
 
