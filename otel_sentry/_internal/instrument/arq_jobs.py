@@ -33,23 +33,25 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import importlib.util
-import logging
 import pickle
-import sys
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from datetime import datetime
 from typing import Any
 from uuid import uuid4
 
-from opentelemetry.trace import Status, StatusCode, Tracer, TracerProvider
+from opentelemetry.trace import Status, StatusCode, TracerProvider
 
-from otel_sentry._internal.instrument.job_runs import JobRun, consume, failed, publish, tracer_for
+from otel_sentry._internal.instrument.job_runs import (
+    JobRun,
+    LibraryPatches,
+    consume,
+    failed,
+    publish,
+)
 
 __all__ = ["CARRIER_KEY", "arq_is_instrumented", "instrument_arq", "uninstrument_arq"]
 
-_log = logging.getLogger("otel_sentry")
 
 CARRIER_KEY = "otel_sentry_trace"
 """Key of the serialized job dict that carries the trace headers of the publish span."""
@@ -64,19 +66,11 @@ _outgoing: ContextVar[dict[str, str] | None] = ContextVar("otel_sentry_arq_out",
 _incoming: ContextVar[dict[str, str] | None] = ContextVar("otel_sentry_arq_in", default=None)
 
 
-class _State:
-    tracer: Tracer | None = None
-    provider: TracerProvider | None = None
-    active = False
-    hooked = False  # post-import hook registered
-    originals: list[tuple[Any, str, Any]] = []  # noqa: RUF012
-
-
-_state = _State()
+_patches: LibraryPatches
 
 
 def arq_is_instrumented() -> bool:
-    return _state.active
+    return _patches.active
 
 
 def instrument_arq(tracer_provider: TracerProvider | None = None) -> bool:
@@ -85,72 +79,34 @@ def instrument_arq(tracer_provider: TracerProvider | None = None) -> bool:
     arq is patched when it is imported (now, if it already was): a process that never uses it
     does not pay for importing it.
     """
-    if importlib.util.find_spec("arq") is None:
-        return False
-    _state.provider = tracer_provider
-    _state.tracer = None
-    _state.active = True
-    if "arq.worker" in sys.modules:
-        _patch(sys.modules["arq"])
-    elif not _state.hooked:
-        from wrapt import register_post_import_hook
-
-        register_post_import_hook(_patch, "arq")
-        _state.hooked = True
-    return True
+    return _patches.instrument(tracer_provider)
 
 
 def uninstrument_arq() -> None:
     """Restore what was patched; jobs already wrapped by a running worker run untraced."""
-    _state.active = False
-    for owner, name, original in reversed(_state.originals):
-        setattr(owner, name, original)
-    _state.originals.clear()
+    _patches.uninstrument()
 
 
-def _tracer() -> Tracer:
-    if _state.tracer is None:
-        _state.tracer = tracer_for(_SYSTEM, _state.provider)
-    return _state.tracer
-
-
-def _patch(_module: object) -> None:
-    # Also runs as a post-import hook, inside the app's own `import arq`: never raise there.
-    try:
-        _patch_arq()
-    except Exception:
-        uninstrument_arq()
-        _log.warning("otel-sentry: this arq version is not supported; no arq spans", exc_info=True)
-
-
-def _patch_arq() -> None:
-    if not _state.active or _state.originals:
-        return
+def _patch_arq(patches: LibraryPatches) -> None:
     import arq.connections
     import arq.worker
 
-    _replace(arq.connections.ArqRedis, "enqueue_job", _wrap_enqueue)
-    _replace(arq.connections, "serialize_job", _wrap_serialize)
-    _replace(arq.worker, "deserialize_job_raw", _wrap_deserialize)
-    _replace(arq.worker.Worker, "run_job", _wrap_run_job)
-
-
-def _replace(owner: Any, name: str, wrapper: Callable[[Any], Any]) -> None:
-    original = owner.__dict__[name] if isinstance(owner, type) else getattr(owner, name)
-    setattr(owner, name, wrapper(original))
-    _state.originals.append((owner, name, original))
+    patches.replace(arq.connections.ArqRedis, "enqueue_job", _wrap_enqueue)
+    patches.replace(arq.connections, "serialize_job", _wrap_serialize)
+    patches.replace(arq.worker, "deserialize_job_raw", _wrap_deserialize)
+    patches.replace(arq.worker.Worker, "run_job", _wrap_run_job)
 
 
 def _wrap_enqueue(original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     async def enqueue_job(self: Any, function: str, *args: Any, **kwargs: Any) -> Any:
-        if not _state.active:
+        if not _patches.active:
             return await original(self, function, *args, **kwargs)
         # arq would make the same id; made here, the publish span can name it.
         job_id = kwargs.get("_job_id") or uuid4().hex
         kwargs["_job_id"] = job_id
         queue = kwargs.get("_queue_name") or self.default_queue_name
-        with publish(_tracer(), _SYSTEM, function, queue, job_id) as (span, carrier):
+        with publish(_patches.tracer(), _SYSTEM, function, queue, job_id) as (span, carrier):
             token = _outgoing.set(carrier)
             try:
                 job = await original(self, function, *args, **kwargs)
@@ -204,7 +160,7 @@ def _wrap_run_job(original: Callable[..., Any]) -> Callable[..., Any]:
     async def run_job(self: Any, *args: Any, **kwargs: Any) -> Any:
         # Wrapped here rather than when the worker is built, so that init() in the worker's
         # on_startup (after it was built) traces its jobs too. Functions and cron jobs alike.
-        if _state.active and not getattr(self, _MARK, False):
+        if _patches.active and not getattr(self, _MARK, False):
             for name, function in self.functions.items():
                 coroutine = getattr(function, "coroutine", None)
                 if coroutine is not None and not getattr(coroutine, _MARK, False):
@@ -220,7 +176,7 @@ def _wrap_job(name: str, coroutine: Callable[..., Any], worker: Any) -> Callable
 
     @functools.wraps(coroutine)
     async def run(ctx: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
-        if not _state.active:
+        if not _patches.active:
             return await coroutine(ctx, *args, **kwargs)
         job_try = _as_int(ctx.get("job_try"), 1)
         job = JobRun(
@@ -233,7 +189,7 @@ def _wrap_job(name: str, coroutine: Callable[..., Any], worker: Any) -> Callable
             (ctx, *args),
             kwargs,
         )
-        with consume(_tracer(), job, _incoming.get(), _waiting_since(ctx, job_try)) as span:
+        with consume(_patches.tracer(), job, _incoming.get(), _waiting_since(ctx, job_try)) as span:
             try:
                 return await coroutine(ctx, *args, **kwargs)
             except Retry as exc:
@@ -266,3 +222,6 @@ def _as_int(value: Any, default: int) -> int:
         return int(value)
     except (TypeError, ValueError):
         return default
+
+
+_patches = LibraryPatches(_SYSTEM, "arq.worker", _patch_arq)

@@ -20,7 +20,9 @@ links to it; and when a process is about to end without exit hooks (RQ's work ho
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import logging
+import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager
@@ -28,13 +30,14 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from opentelemetry import propagate, trace
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer, TracerProvider
 
 from otel_sentry._version import __version__
 
 __all__ = [
     "JobObserver",
     "JobRun",
+    "LibraryPatches",
     "add_observer",
     "consume",
     "failed",
@@ -183,3 +186,69 @@ def process_exiting() -> None:
             observer.process_exiting()
         except Exception:
             _log.debug("otel-sentry: job observer failed", exc_info=True)
+
+
+class LibraryPatches:
+    """One job library's patches, applied when it is imported (now, if it already was).
+
+    A process that never imports the library does not pay for importing it. ``apply`` wraps
+    what it needs through :meth:`replace`; it runs at most once while instrumented, and as a
+    post-import hook inside the app's own ``import``, so a failure there is logged and undone,
+    never raised.
+    """
+
+    def __init__(self, system: str, loaded: str, apply: Callable[[LibraryPatches], None]) -> None:
+        self.system = system
+        self.active = False
+        self._loaded = loaded  # the module whose presence means the library is imported
+        self._apply = apply
+        self._provider: TracerProvider | None = None
+        self._tracer: Tracer | None = None
+        self._hooked = False
+        self._originals: list[tuple[Any, str, Any]] = []
+
+    def instrument(self, tracer_provider: TracerProvider | None) -> bool:
+        """Idempotent; False when the library is not installed."""
+        if importlib.util.find_spec(self.system) is None:
+            return False
+        self._provider = tracer_provider
+        self._tracer = None
+        self.active = True
+        if self._loaded in sys.modules:
+            self._on_import(sys.modules[self.system])
+        elif not self._hooked:
+            from wrapt import register_post_import_hook
+
+            register_post_import_hook(self._on_import, self.system)
+            self._hooked = True
+        return True
+
+    def uninstrument(self) -> None:
+        """Restore what was patched."""
+        self.active = False
+        for owner, name, original in reversed(self._originals):
+            setattr(owner, name, original)
+        self._originals.clear()
+
+    def tracer(self) -> Tracer:
+        if self._tracer is None:
+            self._tracer = tracer_for(self.system, self._provider)
+        return self._tracer
+
+    def replace(self, owner: Any, name: str, wrapper: Callable[[Any], Any]) -> None:
+        original = owner.__dict__[name] if isinstance(owner, type) else getattr(owner, name)
+        setattr(owner, name, wrapper(original))
+        self._originals.append((owner, name, original))
+
+    def _on_import(self, _module: object) -> None:
+        try:
+            if self.active and not self._originals:
+                self._apply(self)
+        except Exception:
+            self.uninstrument()
+            _log.warning(
+                "otel-sentry: this %s version is not supported; no %s spans",
+                self.system,
+                self.system,
+                exc_info=True,
+            )

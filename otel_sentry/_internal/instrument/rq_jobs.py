@@ -31,29 +31,25 @@ Only the OpenTelemetry API is used; RQ is patched once it is imported.
 from __future__ import annotations
 
 import functools
-import importlib.util
-import logging
-import sys
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from datetime import datetime, timezone
 from typing import Any
 
 from opentelemetry import trace
-from opentelemetry.trace import Span, Tracer, TracerProvider
+from opentelemetry.trace import Span, TracerProvider
 
 from otel_sentry._internal.instrument.job_runs import (
     JobRun,
+    LibraryPatches,
     consume,
     failed,
     process_exiting,
     publish,
-    tracer_for,
 )
 
 __all__ = ["META_KEY", "instrument_rq", "rq_is_instrumented", "uninstrument_rq"]
 
-_log = logging.getLogger("otel_sentry")
 
 META_KEY = "otel_sentry"
 """``job.meta`` key: ``{"trace": {<propagation headers>}, "publishes": <int>}``."""
@@ -65,19 +61,11 @@ _running: ContextVar[tuple[Span, JobRun] | None] = ContextVar("otel_sentry_rq", 
 _publishing: ContextVar[bool] = ContextVar("otel_sentry_rq_publishing", default=False)
 
 
-class _State:
-    tracer: Tracer | None = None
-    provider: TracerProvider | None = None
-    active = False
-    hooked = False
-    originals: list[tuple[Any, str, Any]] = []  # noqa: RUF012
-
-
-_state = _State()
+_patches: LibraryPatches
 
 
 def rq_is_instrumented() -> bool:
-    return _state.active
+    return _patches.active
 
 
 def instrument_rq(tracer_provider: TracerProvider | None = None) -> bool:
@@ -86,47 +74,15 @@ def instrument_rq(tracer_provider: TracerProvider | None = None) -> bool:
     RQ is patched when it is imported (now, if it already was): a process that never uses it
     does not pay for importing it.
     """
-    if importlib.util.find_spec("rq") is None:
-        return False
-    _state.provider = tracer_provider
-    _state.tracer = None
-    _state.active = True
-    if "rq.worker" in sys.modules:
-        _patch(sys.modules["rq"])
-    elif not _state.hooked:
-        from wrapt import register_post_import_hook
-
-        register_post_import_hook(_patch, "rq")
-        _state.hooked = True
-    return True
+    return _patches.instrument(tracer_provider)
 
 
 def uninstrument_rq() -> None:
     """Restore what was patched."""
-    _state.active = False
-    for owner, name, original in reversed(_state.originals):
-        setattr(owner, name, original)
-    _state.originals.clear()
+    _patches.uninstrument()
 
 
-def _tracer() -> Tracer:
-    if _state.tracer is None:
-        _state.tracer = tracer_for(_SYSTEM, _state.provider)
-    return _state.tracer
-
-
-def _patch(_module: object) -> None:
-    # Also runs as a post-import hook, inside the app's own `import rq`: never raise there.
-    try:
-        _patch_rq()
-    except Exception:
-        uninstrument_rq()
-        _log.warning("otel-sentry: this rq version is not supported; no rq spans", exc_info=True)
-
-
-def _patch_rq() -> None:
-    if not _state.active or _state.originals:
-        return
+def _patch_rq(patches: LibraryPatches) -> None:
     from rq.queue import Queue
     from rq.worker import BaseWorker
 
@@ -136,15 +92,13 @@ def _patch_rq() -> None:
         (BaseWorker, "perform_job", _wrap_perform),
         (BaseWorker, "handle_exception", _wrap_handle_exception),
     ):
-        original = owner.__dict__[name]
-        setattr(owner, name, wrapper(original))
-        _state.originals.append((owner, name, original))
+        patches.replace(owner, name, wrapper)
 
 
 def _wrap_publish(original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     def publishing(self: Any, job: Any, *args: Any, **kwargs: Any) -> Any:
-        if not _state.active or _publishing.get():
+        if not _patches.active or _publishing.get():
             return original(self, job, *args, **kwargs)
         meta = job.meta if isinstance(job.meta, dict) else None
         state = meta.get(META_KEY) if meta is not None else None
@@ -156,7 +110,10 @@ def _wrap_publish(original: Callable[..., Any]) -> Callable[..., Any]:
         publishes = _as_int(known.get("publishes"), 0) + 1 if known is not None else 1
         token = _publishing.set(True)
         try:
-            with publish(_tracer(), _SYSTEM, _function(job), self.name, job.id) as (_, carrier):
+            with publish(_patches.tracer(), _SYSTEM, _function(job), self.name, job.id) as (
+                _,
+                carrier,
+            ):
                 meta[META_KEY] = {"trace": carrier, "publishes": publishes}
                 return original(self, job, *args, **kwargs)
         finally:
@@ -168,7 +125,7 @@ def _wrap_publish(original: Callable[..., Any]) -> Callable[..., Any]:
 def _wrap_perform(original: Callable[..., bool]) -> Callable[..., bool]:
     @functools.wraps(original)
     def perform_job(self: Any, job: Any, queue: Any, *args: Any, **kwargs: Any) -> bool:
-        if not _state.active:
+        if not _patches.active:
             return original(self, job, queue, *args, **kwargs)
         meta = job.meta if isinstance(job.meta, dict) else {}
         state = meta.get(META_KEY)
@@ -184,7 +141,7 @@ def _wrap_perform(original: Callable[..., bool]) -> Callable[..., bool]:
             _SYSTEM, _function(job), str(job.id), str(queue.name), retries, target, args_, kwargs_
         )
         try:
-            with consume(_tracer(), run, carrier, _timestamp(job.enqueued_at)) as span:
+            with consume(_patches.tracer(), run, carrier, _timestamp(job.enqueued_at)) as span:
                 token = _running.set((span, run))
                 try:
                     return original(self, job, queue, *args, **kwargs)
@@ -244,3 +201,6 @@ def _as_int(value: Any, default: int) -> int:
         return int(value)
     except (TypeError, ValueError):
         return default
+
+
+_patches = LibraryPatches(_SYSTEM, "rq.worker", _patch_rq)
