@@ -67,6 +67,9 @@ _OWN_JOB_QUEUES: dict[str, Callable[[TracerProvider], bool]] = {
     "rq": instrument_rq,
 }
 
+# Instrumentors this module enabled (not the user, nor the launcher before init()).
+_by_us: dict[str, bool] = {}
+
 # Instrumentors whose spans duplicate or contradict what another one already gives us.
 _SKIP_BY_DEFAULT = frozenset({"asgi", "wsgi", "dbapi", "logging", "system_metrics", "threading"})
 
@@ -153,10 +156,15 @@ def enable(
         if not info.usable:
             continue
         if info.name == "fastapi" and not fastapi_native.use_contrib():
-            continue  # the native telemetry records the server spans instead
+            # The native telemetry records the server spans instead; a contrib instrumentation
+            # an earlier init() of this process enabled would make FastAPI step aside.
+            if _by_us.pop("fastapi", None) is not None:
+                by_name["fastapi"].load()().uninstrument()
+            continue
         try:
             instrumentor = by_name[info.name].load()()
             if not instrumentor.is_instrumented_by_opentelemetry:
+                _by_us[info.name] = True
                 options = {**_OPTIONS.get(info.name, {}), **kwargs}
                 provider = tracer_provider
                 if info.name in DATABASE_INSTRUMENTATIONS:
