@@ -13,9 +13,11 @@ So where the installed FastAPI has it, ``registry.enable`` leaves ``FastAPIInstr
 calls :func:`use_native` instead, which sets defaults on every ``FastAPI()`` created from then on
 (an app's own ``telemetry={...}`` wins, key by key):
 
-- ``tracing``: on when the ``fastapi`` instrumentation is wanted (``instrument``,
-  ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS``), off otherwise: FastAPI would otherwise trace every
-  request as soon as any tracer provider is set, whatever the user switched off.
+- ``exclude``: every request while the ``fastapi`` instrumentation is not wanted (``instrument``,
+  ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS``) or the contrib one records the spans: FastAPI would
+  otherwise trace every request as soon as any tracer provider is set, whatever the user
+  switched off. Read per request (one call), so an app follows the latest ``init()``, not the
+  one it was created under; an app's own ``exclude`` is asked too.
 - ``operation_spans``: off unless ``fastapi_operation_spans`` is on. They are a span per
   dependency, endpoint, serialization and background task: useful while profiling a route, and
   on every request they cost about as much as the server span itself.
@@ -50,6 +52,7 @@ __all__ = ["configure", "native", "stop_using_native", "use_contrib", "use_nativ
 _mode = "auto"
 _operation_spans = False
 _defaults: dict[str, Any] = {}
+_tracing = False
 _original_init: Callable[..., None] | None = None
 
 
@@ -84,10 +87,14 @@ def using_native() -> bool:
     return _original_init is not None
 
 
+def _not_traced(scope: Any) -> bool:
+    return not _tracing
+
+
 def use_native(*, tracing: bool) -> None:
     """Every ``FastAPI()`` from now on: native telemetry with our defaults (idempotent)."""
-    global _original_init
-    _defaults["tracing"] = tracing
+    global _original_init, _tracing
+    _tracing = tracing
     _defaults["operation_spans"] = _operation_spans
     if _original_init is not None:
         return
@@ -97,7 +104,10 @@ def use_native(*, tracing: bool) -> None:
 
     @functools.wraps(original)
     def init_with_our_defaults(self: Any, *args: Any, telemetry: Any = None, **kwargs: Any) -> None:
-        merged = {**_defaults, **telemetry} if telemetry else dict(_defaults)
+        merged = {**_defaults, "exclude": _not_traced, **(telemetry or {})}
+        own = (telemetry or {}).get("exclude")
+        if own is not None:
+            merged["exclude"] = lambda scope: _not_traced(scope) or bool(own(scope))
         original(self, *args, telemetry=merged, **kwargs)
 
     _original_init = original
