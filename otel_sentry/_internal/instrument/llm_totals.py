@@ -29,6 +29,7 @@ read once per model from genai-prices (see ``PriceTable``), never a table walk p
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 import threading
 from collections.abc import Mapping
@@ -119,6 +120,18 @@ _CHECK = {
 _ZERO = dict.fromkeys(_CHECK, 0)
 
 
+# Libraries whose calls get priced; without any of them genai-prices is not imported ahead.
+_LLM_CLIENTS = ("openai", "anthropic", "google.genai", "mistralai", "cohere", "groq", "litellm")
+_FORK_WAIT_S = 10.0
+
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a dotted name whose parent package is missing
+        return False
+
+
 class PriceTable:
     """USD estimates of model calls from genai-prices (its bundled table, or the snapshot its
     ``UpdatePrices`` keeps fresh when the app runs one).
@@ -139,9 +152,20 @@ class PriceTable:
         self._lock = threading.Lock()
 
     def warm(self) -> None:
-        """Import genai-prices (~0.6 s) in a thread of its own, not on the first model call."""
-        if self.available and "genai_prices" not in sys.modules:
-            threading.Thread(target=self._import, name="otel-sentry-prices", daemon=True).start()
+        """Import genai-prices (~0.6 s) in a thread of its own, not on the first model call.
+
+        Only where an LLM client library is installed. A fork (gunicorn's workers, Celery's
+        prefork pool) waits for the import to end: a child forked in the middle of it would
+        inherit module locks that no thread of its own ever releases.
+        """
+        if not self.available or "genai_prices" in sys.modules:
+            return
+        if not any(_installed(lib) for lib in _LLM_CLIENTS):
+            return
+        thread = threading.Thread(target=self._import, name="otel-sentry-prices", daemon=True)
+        thread.start()
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(before=lambda: thread.join(_FORK_WAIT_S))
 
     @staticmethod
     def _import() -> None:

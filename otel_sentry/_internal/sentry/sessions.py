@@ -128,6 +128,9 @@ class RequestSessions(SessionFlusher):
         # The parent sends what it counted; the child starts from nothing (its thread restarts
         # by pid in _ensure_running).
         self._lock = threading.Lock()
+        # SessionFlusher's own locks: the parent's flusher thread may have held one at the fork.
+        self._aggregate_lock = threading.Lock()
+        self._thread_lock = threading.Lock()
         self._counts = {}
         self.pending_aggregates = {}
 
