@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from otel_sentry._internal.sentry.spool import read_file
+from otel_sentry._internal.sentry.wire.pool import MAX_ATTEMPTS
 from otel_sentry.inbox import Fault, Inbox
 from tests.support.example_app import App
 
@@ -41,6 +42,12 @@ def _traffic(app: App, n: int) -> list[tuple[int, float]]:
         if i % 10 == 9:
             answers.append(app.get("POST", "/checkout/2"))
     return answers
+
+
+def _probes(seconds: float) -> int:
+    """Probes the breaker may have sent ``seconds`` after it opened: one after 1 s, then after
+    a backoff that doubles (2 s, 4 s...), so by 1, 3, 7... s."""
+    return sum(1 for k in range(1, 16) if 2**k - 1 <= seconds)
 
 
 def _transactions(inbox: Inbox, name: str) -> list[dict[str, Any]]:
@@ -70,30 +77,41 @@ def test_an_outage_costs_the_app_nothing_and_loses_nothing(
     app = App(inbox.dsn()).start()
     apps.append(app)
     inbox.set_fault(fault)
-    answers = _traffic(app, 30)
+    # One request meets the outage first: its envelope is tried once, or on a new connection a
+    # few times when the connection closes unanswered; then the breaker opens.
+    tries = MAX_ATTEMPTS if fault.refuse else 1
+    answers = [app.get("GET", "/items/1")]
+    assert inbox.wait_for(lambda i: i.counts.faulted >= tries, timeout=10), inbox.counts.summary()
+    opened = time.monotonic()
+    before = inbox.counts.faulted
+    answers += _traffic(app, 30)
     traffic_done = time.monotonic()
     # The app answered as it always does: the outage never reaches a request.
     assert sorted({status for status, _ in answers}) == [200, 500]
     assert sum(1 for status, _ in answers if status == 500) == 3
-    # The sends have met the outage...
-    assert inbox.wait_for(lambda i: i.counts.faulted >= 1, timeout=10), inbox.counts.summary()
-    # ...and back off. 33 envelopes; one attempt each (and a reconnect) would be 33-66. Backing
-    # off, only the sends already in flight when the first failed, and a probe per backoff
-    # (1 s, then 2 s), reach Sentry: watched until 1.5 s after the traffic, or until that is
-    # broken. (From the first failure instead, the window took in a later probe now and then.)
+    # ...and the sends back off. 33 more envelopes; sent anyway, they would be 33 attempts or
+    # more. Backing off, only a probe per backoff (1 s, then 2 s, ...) reaches Sentry: watched
+    # until 1.5 s after the traffic, or until that is broken.
     inbox.wait_for(
-        lambda i: i.counts.faulted > 16 or i.counts.items.get("transaction", 0) > 0,
+        lambda i: (
+            i.counts.faulted - before > tries * _probes(time.monotonic() - opened)
+            or i.counts.items.get("transaction", 0) > 0
+        ),
         timeout=max(0.0, 1.5 - (time.monotonic() - traffic_done)),
     )
     assert inbox.counts.items.get("transaction", 0) == 0  # nothing got through meanwhile
-    attempts = inbox.counts.faulted
-    assert attempts <= 16, f"{attempts} sends to a failing Sentry: it should back off"
+    attempts = inbox.counts.faulted - before
+    probes = _probes(time.monotonic() - opened)
+    assert attempts <= tries * probes, (
+        f"{attempts} sends to a failing Sentry after the first failed ({probes} probe(s) due):"
+        " it should back off"
+    )
 
     inbox.clear_fault()
     recovered = datetime.now(timezone.utc)
     inbox.wait_for(
         lambda i: (
-            len(_transactions(i, "GET /items/{item_id}")) == 30
+            len(_transactions(i, "GET /items/{item_id}")) == 31
             and len(_transactions(i, "POST /checkout/{item_id}")) == 3
             and len(i.events()) == 3
         ),
@@ -109,7 +127,7 @@ def test_an_outage_costs_the_app_nothing_and_loses_nothing(
         for e in inbox.envelopes
         if any(item.type in ("transaction", "event") for item in e.envelope.items)
     ]
-    assert len(sent) == 36
+    assert len(sent) == 37
     assert min(sent) >= recovered - timedelta(seconds=1)
 
 
