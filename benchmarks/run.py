@@ -58,13 +58,16 @@ VERSIONED = (
 
 
 def plan(setups: list[str], rates: list[float], modes: list[str]) -> list[RunKey]:
-    """Every setup at rate 1.0; at other rates only the anchors and the otel_sentry setups."""
+    """Every setup at rate 1.0 (but keep_errors); at other rates the anchors and our setups."""
     keys: list[RunKey] = []
+    ours = ("otel_sentry", "otel_sentry_contrib", "otel_sentry_keep_errors")
     for rate in rates:
         for setup in setups:
-            if rate < 1.0 and setup not in (*RATE_SUBSET, "otel_sentry", "otel_sentry_contrib"):
+            if rate < 1.0 and setup not in (*RATE_SUBSET, *ours):
                 continue
-            if setup in ("otel_sentry", "otel_sentry_contrib"):
+            if rate >= 1.0 and setup == "otel_sentry_keep_errors":
+                continue  # everything is sampled: the same as otel_sentry
+            if setup in ours:
                 keys += [RunKey(setup, rate, mode) for mode in modes]
             else:
                 keys.append(RunKey(setup, rate))

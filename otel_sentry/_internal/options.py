@@ -28,6 +28,7 @@ __all__ = [
     "TracesSampler",
     "code_option",
     "option",
+    "options_table",
 ]
 
 T = TypeVar("T")
@@ -124,6 +125,8 @@ class InitOptions(SentrySdkOptions, total=False):
     spool_max_mb: float | str
     spool_at_exit: bool | str
     load_shedding: bool | str
+    keep_error_traces: bool | str
+    keep_error_traces_max_mb: float | str
     gc_freeze: bool | str
     scrub_keys: str | Sequence[str]
     scrub_patterns: str | Sequence[str]
@@ -138,3 +141,13 @@ class InitOptions(SentrySdkOptions, total=False):
     transport: Any
     span_exporters: Sequence[SpanExporter] | None
     resource_attributes: Mapping[str, Any] | None
+
+
+def options_table(options: Sequence[Option], code: Sequence[CodeOption]) -> str:
+    """README's configuration table: one row per option, then the code-only ones."""
+    lines = ["| option | variables (most specific first) | default |", "|---|---|---|"]
+    for o in options:
+        variables = o.doc_env or ", ".join(f"`{name}`" for name in o.env)
+        lines.append(f"| `{o.name}` | {variables} | {o.doc_default} |")
+    lines += [f"| `{c.name}` | code only: {c.help} | none |" for c in code]
+    return "\n".join(lines) + "\n"

@@ -41,8 +41,9 @@ from otel_sentry._internal.pressure import LoadShedder
 from otel_sentry._internal.roots import LocalRootTracker
 from otel_sentry._internal.scrub import scrub_text
 from otel_sentry._internal.scrub_spans import ScrubbingSpanExporter
-from otel_sentry._internal.sentry import sessions, tracing_api
+from otel_sentry._internal.sentry import keep_errors, sessions, tracing_api
 from otel_sentry._internal.sentry.gen_ai import GenAiBreadcrumbs
+from otel_sentry._internal.sentry.keep_errors import HeldSegments
 from otel_sentry._internal.sentry.noise import NoiseFilter
 from otel_sentry._internal.sentry.profiles import ProfileRecorder
 from otel_sentry._internal.sentry.propagator import SentryPropagator
@@ -118,6 +119,8 @@ _provider: TracerProvider | None = None
 def reset() -> None:
     """``shutdown()``: the processors of this init() stop; the provider stays for the next one."""
     switchboard.shutdown()
+    keep_errors.errored.enabled = False
+    keep_errors.errored.clear()
     _sampler.delegate = ParentBased(TraceIdRatioBased(1.0))
     tracing_api.uninstall()
 
@@ -214,6 +217,12 @@ def span_processors(
         profiles = ProfileRecorder.from_client()
         if profiles is not None:
             processors.append(profiles)
+        held = None
+        if settings.keep_error_traces:
+            # Unsampled traces are recorded and held until their root ends (keep_errors.py).
+            held = HeldSegments(max_bytes=int(settings.keep_error_traces_max_mb * 2**20))
+            sampler.keep_unsampled = True
+            keep_errors.errored.enabled = True
         processors.append(
             TransactionExporter(
                 defaults,
@@ -221,6 +230,7 @@ def span_processors(
                 before_send_transaction=settings.before_send_transaction,
                 noise=noise,
                 profiles=profiles,
+                held=held,
             )
         )
         # sentry_sdk.start_transaction(), start_span(), @trace: OTel spans of this provider.
@@ -229,13 +239,18 @@ def span_processors(
     if session_tracker is not None:
         processors.append(session_tracker)
         sampler.count_unsampled = session_tracker.count_unsampled  # never reach a processor
+    others: list[SpanProcessor] = []
     if "otlp" in destinations:
-        processors.append(_otlp_processor(settings))
+        others.append(_otlp_processor(settings))
     exporters = settings.span_exporters or ()
     if settings.enabled and exporters:
         from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-        processors.extend(BatchSpanProcessor(ScrubbingSpanExporter(e)) for e in exporters)
+        others.extend(BatchSpanProcessor(ScrubbingSpanExporter(e)) for e in exporters)
+    processors.extend(others)
+    for processor in processors:
+        if isinstance(processor, TransactionExporter) and processor.held is not None:
+            processor.forward_kept = tuple(others)  # what keep_error_traces keeps, there too
     switchboard.targets = tuple(processors)
     return processors
 

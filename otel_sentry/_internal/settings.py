@@ -29,6 +29,7 @@ from otel_sentry._internal.options import (
     TracesSampler,
     code_option,
     option,
+    options_table,
 )
 from otel_sentry._internal.parsers import (
     EXPORT_MODES,
@@ -354,6 +355,22 @@ class Settings:
         "late, or a whole core busy with the loop 20 ms late, or the export queue backing up), "
         "keep fewer new traces; reported as `backpressure`",
     )
+    keep_error_traces: bool = option(
+        False,
+        env=("OTEL_SENTRY_KEEP_ERROR_TRACES",),
+        parse=parse_bool,
+        help="Also record unsampled traces; send each local transaction that holds an error.",
+        expect=_BOOL,
+        doc_default="`false`: a trace the sample rate leaves out is not recorded",
+    )
+    keep_error_traces_max_mb: float = option(
+        32.0,
+        env=("OTEL_SENTRY_KEEP_ERROR_TRACES_MAX_MB",),
+        parse=parse_megabytes,
+        help="Bound of the unsampled spans held until their transaction ends (estimated).",
+        expect="a positive size in MiB, like 64",
+        doc_default="`32`: bound of the unsampled spans `keep_error_traces` holds",
+    )
     gc_freeze: bool = option(
         True,
         env=("OTEL_SENTRY_GC_FREEZE",),
@@ -476,16 +493,7 @@ NAMES: tuple[str, ...] = tuple(o.name for o in OPTIONS) + CODE_ONLY
 
 def markdown_table() -> str:
     """The README's configuration table, from the declarations (``tests/test_options.py``)."""
-    lines = [
-        "| option | variables (most specific first) | default |",
-        "|---|---|---|",
-    ]
-    for o in OPTIONS:
-        variables = o.doc_env or ", ".join(f"`{name}`" for name in o.env)
-        lines.append(f"| `{o.name}` | {variables} | {o.doc_default} |")
-    for c in CODE_OPTIONS:
-        lines.append(f"| `{c.name}` | code only: {c.help} | none |")
-    return "\n".join(lines) + "\n"
+    return options_table(OPTIONS, CODE_OPTIONS)
 
 
 if __name__ == "__main__":  # python -m otel_sentry._internal.settings: print the table

@@ -28,6 +28,7 @@ from sentry_sdk.types import Event
 from otel_sentry._internal.roots import local_root
 from otel_sentry._internal.sentry import raised_in
 from otel_sentry._internal.sentry.dsc import DSC_ATTRIBUTE, dsc_for_context, incoming_trace
+from otel_sentry._internal.sentry.keep_errors import errored
 from otel_sentry._internal.sentry.semantics import interpret
 from otel_sentry._internal.sentry.transactions import (
     TransactionDefaults,
@@ -126,6 +127,8 @@ def _processor(event: Event, hint: dict[str, Any]) -> Event:
     if trace_context is None:
         trace_context = trace_context_for_current_span(defaults)
     if trace_context is not None:
+        if event.get("exception") or event.get("level") in ("error", "fatal"):
+            errored.mark(int(trace_context["trace_id"], 16))  # keep_error_traces
         contexts = event.setdefault("contexts", {})
         previous = contexts.get("trace") or {}
         # Keep what sentry_sdk's integrations put there (status, data), replace the identity.

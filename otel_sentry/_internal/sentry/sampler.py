@@ -104,6 +104,8 @@ class SentrySampler(Sampler):
         # Release health (sessions.py) counts every request: unsampled server roots are
         # counted here, as they start, since no span processor ever sees them.
         self.count_unsampled: Callable[[str, Attributes, int], None] | None = None
+        # keep_error_traces (keep_errors.py): record what is not sampled instead of dropping it.
+        self.keep_unsampled = False
 
     def drops_since_last_call(self) -> int:
         """Roots dropped for their sample rate since the last call (backpressure: the shedder's)."""
@@ -125,6 +127,8 @@ class SentrySampler(Sampler):
             # The SDK takes the span's attributes from the result: pass them through.
             if parent.trace_flags.sampled:
                 return SamplingResult(Decision.RECORD_AND_SAMPLE, attributes, parent.trace_state)
+            if self.keep_unsampled and get_current_span(parent_context).is_recording():
+                return SamplingResult(Decision.RECORD_ONLY, attributes, parent.trace_state)
             return SamplingResult(Decision.DROP, None, parent.trace_state)
 
         incoming = incoming_trace(parent_context) if parent.is_valid else None
@@ -173,7 +177,8 @@ class SentrySampler(Sampler):
             if TRACE_STATE_KEY in base
             else base.add(TRACE_STATE_KEY, value)
         )
-        if not sampled:
+        if not sampled and (shed or not self.keep_unsampled or rate <= 0):
+            # A rate of 0 (noise rules, a sampler's "never") is not recorded for errors either.
             if not shed:
                 self._drops.add()
             count = self.count_unsampled
@@ -185,6 +190,10 @@ class SentrySampler(Sampler):
         kept[SAMPLE_RAND_ATTRIBUTE] = rand
         if incoming is not None and incoming.dsc:
             kept[DSC_ATTRIBUTE] = serialize_baggage(incoming.dsc)
+        if not sampled:
+            # keep_error_traces: recorded but not sampled (keep_errors.py decides at its end,
+            # and counts it if dropped); the span processors see it, sessions included.
+            return SamplingResult(Decision.RECORD_ONLY, kept, state)
         return SamplingResult(Decision.RECORD_AND_SAMPLE, kept, state)
 
     def _explicit_rate(

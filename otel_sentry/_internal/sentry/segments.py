@@ -31,6 +31,10 @@ class Segment:
     children: list[ReadableSpan]
     kind: str = "complete"  # "complete" | "late" | "orphan"
     dropped: int = 0  # children over the per-transaction cap, counted not sent
+    # keep_error_traces (keep_errors.py): the segment holds an error, so it is sent whatever the
+    # head decided (weighted 1); ``head_sampled`` False: sent only for that error.
+    errored: bool = False
+    head_sampled: bool = True
 
 
 class SegmentBuffer:
@@ -41,12 +45,19 @@ class SegmentBuffer:
         max_wait: float = 300.0,
         remember_sent: int = 50_000,
         clock: Callable[[], float] = time.monotonic,
+        size: Callable[[ReadableSpan], int] | None = None,
+        max_bytes: int = 0,
     ) -> None:
         self.max_children = max_children
         self.max_pending = max_pending
         self.max_wait = max_wait
         self.remember_sent = remember_sent
         self._clock = clock
+        # Optional byte budget: ``size`` estimates a span, ``max_bytes`` bounds what waits.
+        self._size = size
+        self.max_bytes = max_bytes
+        self.pending_bytes = 0
+        self.shed = 0  # children let go early because a budget was full
         self._children: dict[int, list[ReadableSpan]] = {}
         self._waiting_since: OrderedDict[int, float] = OrderedDict()
         self._sent: OrderedDict[int, None] = OrderedDict()
@@ -66,6 +77,8 @@ class SegmentBuffer:
         else:
             siblings.append(span)
         self.pending += 1
+        if self._size is not None:
+            self.pending_bytes += self._size(span)
         return None
 
     def expire(self, flush_all: bool = False) -> list[Segment]:
@@ -74,11 +87,17 @@ class SegmentBuffer:
         deadline = self._clock() - self.max_wait
         while self._waiting_since:
             parent_id, since = next(iter(self._waiting_since.items()))
-            if not (flush_all or since <= deadline or self.pending > self.max_pending):
+            full = self.pending > self.max_pending or (
+                self.max_bytes > 0 and self.pending_bytes > self.max_bytes
+            )
+            if not (flush_all or since <= deadline or full):
                 break
             del self._waiting_since[parent_id]
             orphans = self._children.pop(parent_id, [])
             self.pending -= len(orphans)
+            self._unhold(orphans)
+            if full and not flush_all and since > deadline:
+                self.shed += len(orphans)
             for orphan in orphans:
                 out.append(self._collect(orphan, "orphan"))
         return out
@@ -94,6 +113,7 @@ class SegmentBuffer:
                 children.extend(found)
                 stack.extend(c.context.span_id for c in found)
         self.pending -= len(children)
+        self._unhold(children)
         self._remember(root, children)
         dropped = 0
         if len(children) > self.max_children:
@@ -101,6 +121,11 @@ class SegmentBuffer:
             dropped = len(children) - self.max_children
             del children[self.max_children :]
         return Segment(root, children, kind, dropped)
+
+    def _unhold(self, spans: list[ReadableSpan]) -> None:
+        size = self._size
+        if size is not None and spans:
+            self.pending_bytes -= sum(size(s) for s in spans)
 
     def _remember(self, root: ReadableSpan, children: list[ReadableSpan]) -> None:
         sent = self._sent

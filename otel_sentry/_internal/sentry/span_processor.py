@@ -34,6 +34,11 @@ from sentry_sdk.transport import Transport
 from otel_sentry._internal import scrub
 from otel_sentry._internal.sentry.encode import dumps
 from otel_sentry._internal.sentry.hooks import scrub_event
+from otel_sentry._internal.sentry.keep_errors import (
+    HeldSegments,
+    forward_kept,
+    segment_has_error,
+)
 from otel_sentry._internal.sentry.limits import MAX_ITEM_BYTES, fit_transaction
 from otel_sentry._internal.sentry.noise import NoiseFilter
 from otel_sentry._internal.sentry.profiles import ProfileRecorder
@@ -70,8 +75,15 @@ class TransactionExporter(SpanProcessor):
         schedule_delay: float = 0.5,
         buffer: SegmentBuffer | None = None,
         profiles: ProfileRecorder | None = None,
+        held: HeldSegments | None = None,
     ) -> None:
         self.defaults = defaults
+        # keep_error_traces: the spans of unsampled traces wait here until their root ends.
+        self.held = held
+        # ...and the other destinations' processors get the segments kept for an error.
+        self.forward_kept: tuple[SpanProcessor, ...] = ()
+        self._shed_reported = 0
+        self._shed_logged_at = -60.0
         self.profiles = profiles
         self.sampler = sampler
         self._transport = transport
@@ -121,6 +133,9 @@ class TransactionExporter(SpanProcessor):
         self._buffer = SegmentBuffer(
             self._buffer.max_children, self._buffer.max_pending, self._buffer.max_wait
         )
+        if self.held is not None:
+            held = self.held.buffer
+            self.held = HeldSegments(held.max_bytes, held.max_wait)
         self._start_worker()
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
@@ -208,16 +223,27 @@ class TransactionExporter(SpanProcessor):
             add = self._buffer.add
             send = self._send
             pop = queue.popleft
+            held = self.held
             while True:
                 try:
                     span = pop()
                 except IndexError:  # empty (at exit, shutdown may be taking from it too)
                     break
-                segment = add(span)
+                if held is not None and not span.context.trace_flags.sampled:
+                    segment = held.add(span)  # only when it holds an error
+                    if segment is not None and self.forward_kept:
+                        forward_kept(segment, self.forward_kept)
+                else:
+                    segment = add(span)
                 if segment is not None:
                     send(segment)
             for segment in self._buffer.expire(flush_all=flush_all):
                 send(segment)
+            if held is not None:
+                for segment in held.expire(flush_all=flush_all):
+                    if self.forward_kept:
+                        forward_kept(segment, self.forward_kept)
+                    send(segment)
             self._report_drops()
         except Exception:  # the export thread must survive anything a span can contain
             _log.exception("otel-sentry: exporting spans failed; continuing")
@@ -242,11 +268,33 @@ class TransactionExporter(SpanProcessor):
             if n:
                 transport.record_lost_event("backpressure", "transaction", quantity=n)
                 transport.record_lost_event("backpressure", "span", quantity=n)
+        if self.held is not None:
+            self._report_held(transport)
+
+    def _report_held(self, transport: Transport) -> None:
+        held = self.held
+        assert held is not None
+        transactions, spans = held.drops_since_last_call()
+        if transactions:
+            transport.record_lost_event("sample_rate", "transaction", quantity=transactions)
+        if spans:
+            transport.record_lost_event("sample_rate", "span", quantity=spans)
+        now = time.monotonic()
+        if held.shed > self._shed_reported and now - self._shed_logged_at >= 60:
+            self._shed_logged_at = now
+            _log.warning(
+                "otel-sentry: keep_error_traces: %d unsampled spans let go before their "
+                "transaction ended (keep_error_traces_max_mb is full); raise it to keep them",
+                held.shed - self._shed_reported,
+            )
+            self._shed_reported = held.shed
 
     def _send(self, segment: Segment) -> None:
         transport = self._transport()
         if transport is None:
             return
+        if self.held is not None and segment.head_sampled and segment_has_error(segment):
+            segment.errored = True  # kept whatever the head said: weighted 1 (keep_errors.py)
         envelope = transaction_envelope(
             segment, self.defaults, transport, self._before_send, self._noise, self.profiles
         )

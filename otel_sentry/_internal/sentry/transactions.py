@@ -206,6 +206,10 @@ def build_transaction(
     attrs = attributes_of(root)
     sem = interpret(root.name, root.kind, attrs, root.status.status_code)
     dsc = dsc_for(root, attrs, sem, defaults)
+    if segment.errored:
+        # keep_error_traces: a transaction with an error is kept with probability 1, so it
+        # counts once in Sentry's extrapolation (1 / sample_rate), head-sampled or not.
+        dsc = {**dsc, "sample_rate": "1.0", "sampled": "true"}
     data = _strip_internal(dict(attrs))
     trace_id = f"{root.context.trace_id:032x}"
     trace_context: dict[str, Any] = {
@@ -249,6 +253,8 @@ def build_transaction(
         # A late or orphaned piece of a trace: same trace id, flagged so nobody mistakes it
         # for a whole request.
         tags["otel_sentry.segment"] = segment.kind
+    if not segment.head_sampled:
+        tags["otel_sentry.kept_for"] = "error"  # the sample rate alone would have left it out
     if tags:
         event["tags"] = tags
     if user:
