@@ -54,6 +54,9 @@ class Launched:
                 return self
             except OSError:
                 time.sleep(0.2)
+            except BaseException:  # a probe that answers nonsense: no server left behind
+                self.stop()
+                raise
         raise RuntimeError(f"{self.command} did not answer within 120 s:\n{self.stop()}")
 
     def __exit__(self, *exc: object) -> None:
