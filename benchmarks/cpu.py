@@ -60,6 +60,10 @@ class ForeignCpu:
     def __init__(self, sink_pid: int | None) -> None:
         self.sink_pid = sink_pid
         self.cores: float | None = None
+        # Also, over the same wall time: the sink's cores, and ours (this process and the
+        # workers it waited for), to tell a saturated machine from a slow setup.
+        self.sink_cores: float | None = None
+        self.own_cores: float | None = None
 
     def __enter__(self) -> ForeignCpu:
         self._start = (
@@ -81,6 +85,8 @@ class ForeignCpu:
         if busy0 is None or busy1 is None:
             return
         wall = time.monotonic() - wall0
-        ours = _own_seconds() - own0 + process_seconds(self.sink_pid) - sink0
+        own = _own_seconds() - own0
+        sink = process_seconds(self.sink_pid) - sink0
         if wall > 0:
-            self.cores = max(0.0, (busy1 - busy0 - ours) / wall)
+            self.cores = max(0.0, (busy1 - busy0 - own - sink) / wall)
+            self.sink_cores, self.own_cores = sink / wall, own / wall

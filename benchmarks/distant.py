@@ -243,6 +243,8 @@ def run_row(
         spool_files=files,
         spooled=spooled if worker_setup == "otel_sentry" else None,
         foreign_cores=None if foreign.cores is None else round(foreign.cores, 2),
+        sink_cores=None if foreign.sink_cores is None else round(foreign.sink_cores, 2),
+        worker_cores=None if foreign.own_cores is None else round(foreign.own_cores, 2),
         stderr_tail=done.stderr.strip().splitlines()[-3:],
     )
     if broken:

@@ -13,6 +13,7 @@ compared with them (sender CPU). Runs saved without them render as before.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 __all__ = ["END_MARKER", "START_MARKER", "check", "render"]
@@ -239,6 +240,11 @@ def _notes(rows: list[dict[str, Any]]) -> list[str]:
             notes.append(f"{where}: {note}")
         if (row.get("foreign_cores") or 0) > BUSY_CORES:
             notes.append(f"{where}: other processes used {row['foreign_cores']:.2f} cores")
+        if row.get("sink_cores") is not None and row.get("worker_cores") is not None:
+            notes.append(
+                f"{where}: the worker used {row['worker_cores']:.2f} cores and the sink "
+                f"{row['sink_cores']:.2f} over the row (the machine has {os.cpu_count()})"
+            )
         if row.get("failures"):
             notes.append(f"{where}: {row['failures']} requests did not answer 200")
     return notes
