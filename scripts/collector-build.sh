@@ -5,7 +5,7 @@
 # The binary is cached outside the repository, keyed by a hash of the manifest
 # (${XDG_CACHE_HOME:-~/.cache}/otel-sentry/collector/<hash>/), and reused while the manifest is
 # unchanged; Go's module and build caches make a rebuild after a manifest change quick. Quiet
-# unless it fails. Needs Go (>= 1.24) and the Go module proxy.
+# unless it fails. Needs Go (>= 1.25) and the Go module proxy.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,7 +25,7 @@ if [ -z "$go" ] && [ -x /usr/local/go/bin/go ]; then
     go=/usr/local/go/bin/go
 fi
 if [ -z "$go" ]; then
-    echo "collector-build: Go is not installed. Fix: install Go >= 1.24 (https://go.dev/dl/ or apt-get install golang-go) and run again." >&2
+    echo "collector-build: Go is not installed. Fix: install Go >= 1.25 (https://go.dev/dl/ or apt-get install golang-go) and run again." >&2
     exit 1
 fi
 

@@ -108,14 +108,21 @@ def test_help_is_plain_text(command: list[str]) -> None:
         assert markup not in result.stdout
 
 
-SHIPPED = ("agent.yaml", "builder.yaml", "gateway.yaml")
+SHIPPED = (
+    "agent-loadbalancing.yaml",
+    "agent.yaml",
+    "builder.yaml",
+    "gateway-auth.yaml",
+    "gateway.yaml",
+)
 CONFIGS = Path(otel_sentry.__file__).parent / "collector"
 
 
 def test_collector_lists_prints_and_writes_the_shipped_configs(tmp_path: Path) -> None:
     listing = run("collector")
     assert listing.returncode == 0, listing.stderr
-    assert [line.split()[0] for line in listing.stdout.splitlines()[:3]] == list(SHIPPED)
+    listed = [line.split()[0] for line in listing.stdout.splitlines()[: len(SHIPPED)]]
+    assert listed == list(SHIPPED)
     assert "otel-sentry agent: OTLP in from the apps" in listing.stdout
 
     printed = run("collector", "agent")
@@ -145,4 +152,4 @@ def test_collector_names_the_shipped_configs_for_an_unknown_one() -> None:
     result = run("collector", "sidecar")
     assert result.returncode == 2
     assert "no Collector config named 'sidecar'" in result.stderr
-    assert "agent.yaml, builder.yaml, gateway.yaml" in result.stderr
+    assert ", ".join(SHIPPED) in result.stderr

@@ -283,7 +283,9 @@ def _parser() -> argparse.ArgumentParser:
         "arguments, list them; with a NAME, print it; with --write DIR, write them (or NAME) "
         "into DIR.",
     )
-    collector.add_argument("name", nargs="?", metavar="NAME", help="agent, gateway or builder")
+    collector.add_argument(
+        "name", nargs="?", metavar="NAME", help="a config as listed: agent, gateway, ..."
+    )
     collector.add_argument("--write", metavar="DIR", help="write the config(s) into DIR")
     collector.add_argument("--force", action="store_true", help="with --write: overwrite")
     sub.add_parser("inbox", help="run the local Sentry-compatible inbox", add_help=False)

@@ -79,16 +79,22 @@ def collector_env(extra: dict[str, str]) -> dict[str, str]:
 
 
 class Collector(LocalServer):
-    """One Collector process on 127.0.0.1 with ``config`` (a file in otel_sentry/collector/)."""
+    """One Collector process on 127.0.0.1 with ``config`` (a file in otel_sentry/collector/).
+
+    A tuple of names is several files the Collector merges in order (``--config`` each), as
+    ``("gateway.yaml", "gateway-auth.yaml")``.
+    """
 
     name = "the Collector"
     executable = "otelcol"
     install_hint = "Build it: `make collector` (scripts/collector-build.sh)."
 
-    def __init__(self, binary: Path, config: str, env: dict[str, str]) -> None:
+    def __init__(self, binary: Path, config: str | tuple[str, ...], env: dict[str, str]) -> None:
         super().__init__(startup_timeout=20.0)
         self.binary = binary
-        self.config = CONFIGS / config
+        self.configs = [
+            CONFIGS / name for name in ((config,) if isinstance(config, str) else config)
+        ]
         self.extra_env = env
         self.otlp_grpc_port = self.health_port = self.prometheus_port = self.telemetry_port = 0
 
@@ -109,7 +115,7 @@ class Collector(LocalServer):
         self.telemetry_port = free_port()
 
     def command(self, binary: str) -> list[str]:
-        return [binary, "--config", str(self.config)]
+        return [binary, *(arg for path in self.configs for arg in ("--config", str(path)))]
 
     def environment(self) -> dict[str, str]:
         local = "127.0.0.1:{}".format
