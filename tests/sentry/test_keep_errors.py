@@ -117,6 +117,27 @@ def test_a_segment_with_an_error_is_kept_whole(
     assert held.drops_since_last_call() == (0, 0)
 
 
+def test_a_child_ending_after_its_kept_root_is_sent_too(
+    recorded: tuple[trace.Tracer, Recorder],
+) -> None:
+    tracer, recorder = recorded
+    held = HeldSegments(max_bytes=2**20, clock=Clock())
+    with tracer.start_as_current_span("failing request") as root:
+        root.set_status(Status(StatusCode.ERROR))
+        background = tracer.start_span("background write")
+    ok_root = tracer.start_span("ok request")
+    with trace.use_span(ok_root, end_on_exit=True):
+        ok_background = tracer.start_span("background read")
+    [kept] = _feed(held, recorder.ended)  # both roots ended; only the failing one is kept
+    assert kept.root.name == "failing request"
+    background.end()
+    ok_background.end()
+    late = _feed(held, recorder.ended[2:])
+    assert [(s.root.name, s.kind, s.errored) for s in late] == [("background write", "late", True)]
+    # The ok request: its root, then its late child, as sampled out.
+    assert held.drops_since_last_call() == (1, 2)
+
+
 def test_children_waiting_past_the_timeout_are_decided_on_their_own(
     recorded: tuple[trace.Tracer, Recorder],
 ) -> None:

@@ -125,6 +125,8 @@ class HeldSegments:
         self._dropped_transactions = 0
         self._dropped_spans = 0
         self.kept = 0
+        # Span ids of kept segments: a child that ends after its root was kept goes too.
+        self._kept_ids: OrderedDict[int, None] = OrderedDict()
 
     @property
     def shed(self) -> int:
@@ -143,14 +145,27 @@ class HeldSegments:
 
     def _decide(self, segment: Segment) -> Segment | None:
         segment.head_sampled = False
-        if segment_has_error(segment):
+        parent = segment.root.parent
+        late_of_kept = (
+            segment.kind == "late" and parent is not None and parent.span_id in self._kept_ids
+        )
+        if late_of_kept or segment_has_error(segment):
             segment.errored = True
             self.kept += 1
+            self._remember(segment)
             return segment
         # One transaction per local root; a late or orphaned piece's root is counted on its own.
         self._dropped_transactions += segment.kind == "complete"
         self._dropped_spans += 1 + len(segment.children) + segment.dropped
         return None
+
+    def _remember(self, segment: Segment) -> None:
+        kept = self._kept_ids
+        kept[segment.root.context.span_id] = None
+        for child in segment.children:
+            kept[child.context.span_id] = None
+        while len(kept) > self.buffer.remember_sent:
+            kept.popitem(last=False)
 
     def drops_since_last_call(self) -> tuple[int, int]:
         """(transactions, spans) dropped for their sample rate since the last call."""
