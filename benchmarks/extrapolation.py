@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.id_generator import IdGenerator
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from sentry_sdk.envelope import Envelope
 from sentry_sdk.transport import Transport
@@ -48,6 +49,19 @@ class Caught(Transport):
         self.envelopes.append(envelope)
 
 
+class SeededIds(IdGenerator):
+    """OpenTelemetry's random ids, from a seeded generator."""
+
+    def __init__(self, rng: random.Random) -> None:
+        self._rng = rng
+
+    def generate_span_id(self) -> int:
+        return self._rng.getrandbits(64) or 1
+
+    def generate_trace_id(self) -> int:
+        return self._rng.getrandbits(128) or 1
+
+
 @dataclass(frozen=True)
 class Arrived:
     sample_rate: float  # the DSC's
@@ -67,7 +81,9 @@ def run(requests: int, failure_rate: float, keep: bool, seed: int) -> tuple[list
         transport=lambda: caught,
         held=HeldSegments(max_bytes=64 * 2**20) if keep else None,
     )
-    provider = TracerProvider(sampler=sampler)
+    # Trace ids (and so each head decision, drawn from them) from the seeded generator too: a
+    # trial is the same on every run and every Python.
+    provider = TracerProvider(sampler=sampler, id_generator=SeededIds(rng))
     provider.add_span_processor(exporter)
     tracer = provider.get_tracer("simulation")
     failures = 0
