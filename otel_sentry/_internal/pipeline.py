@@ -205,6 +205,7 @@ def span_processors(
 ) -> list[SpanProcessor]:
     """The processors of each destination, made the switchboard's."""
     processors: list[SpanProcessor] = []
+    exporter: TransactionExporter | None = None
     destinations = settings.span_export
     processors.append(LocalRootTracker())
     # Each request's LLM calls summed on its root span, for every destination below.
@@ -223,16 +224,15 @@ def span_processors(
             held = HeldSegments(max_bytes=int(settings.keep_error_traces_max_mb * 2**20))
             sampler.keep_unsampled = True
             keep_errors.errored.enabled = True
-        processors.append(
-            TransactionExporter(
-                defaults,
-                sampler=sampler,
-                before_send_transaction=settings.before_send_transaction,
-                noise=noise,
-                profiles=profiles,
-                held=held,
-            )
+        exporter = TransactionExporter(
+            defaults,
+            sampler=sampler,
+            before_send_transaction=settings.before_send_transaction,
+            noise=noise,
+            profiles=profiles,
+            held=held,
         )
+        processors.append(exporter)
         # sentry_sdk.start_transaction(), start_span(), @trace: OTel spans of this provider.
         tracing_api.install()
     session_tracker = sessions.tracker(noise) if has_client else None
@@ -248,9 +248,8 @@ def span_processors(
 
         others.extend(BatchSpanProcessor(ScrubbingSpanExporter(e)) for e in exporters)
     processors.extend(others)
-    for processor in processors:
-        if isinstance(processor, TransactionExporter) and processor.held is not None:
-            processor.forward_kept = tuple(others)  # what keep_error_traces keeps, there too
+    if exporter is not None and exporter.held is not None:
+        exporter.forward_kept = tuple(others)  # what keep_error_traces keeps goes there too
     switchboard.targets = tuple(processors)
     return processors
 

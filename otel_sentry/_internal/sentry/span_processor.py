@@ -231,19 +231,17 @@ class TransactionExporter(SpanProcessor):
                     break
                 if held is not None and not span.context.trace_flags.sampled:
                     segment = held.add(span)  # only when it holds an error
-                    if segment is not None and self.forward_kept:
-                        forward_kept(segment, self.forward_kept)
+                    if segment is not None:
+                        self._send_kept(segment)
                 else:
                     segment = add(span)
-                if segment is not None:
-                    send(segment)
+                    if segment is not None:
+                        send(segment)
             for segment in self._buffer.expire(flush_all=flush_all):
                 send(segment)
             if held is not None:
                 for segment in held.expire(flush_all=flush_all):
-                    if self.forward_kept:
-                        forward_kept(segment, self.forward_kept)
-                    send(segment)
+                    self._send_kept(segment)
             self._report_drops()
         except Exception:  # the export thread must survive anything a span can contain
             _log.exception("otel-sentry: exporting spans failed; continuing")
@@ -288,6 +286,12 @@ class TransactionExporter(SpanProcessor):
                 held.shed - self._shed_reported,
             )
             self._shed_reported = held.shed
+
+    def _send_kept(self, segment: Segment) -> None:
+        """A segment the head left out, kept for its error: to Sentry and the other destinations."""
+        if self.forward_kept:
+            forward_kept(segment, self.forward_kept)
+        self._send(segment)
 
     def _send(self, segment: Segment) -> None:
         transport = self._transport()
