@@ -124,7 +124,6 @@ class HeldSegments:
         )
         self._dropped_transactions = 0
         self._dropped_spans = 0
-        self.kept = 0
         # Span ids of kept segments: a child that ends after its root was kept goes too.
         self._kept_ids: OrderedDict[int, None] = OrderedDict()
 
@@ -138,10 +137,7 @@ class HeldSegments:
         return self._decide(segment) if segment is not None else None
 
     def expire(self, flush_all: bool = False) -> list[Segment]:
-        return self._decide_all(self.buffer.expire(flush_all=flush_all))
-
-    def _decide_all(self, segments: Iterable[Segment]) -> list[Segment]:
-        return [s for s in segments if self._decide(s) is not None]
+        return [s for s in self.buffer.expire(flush_all=flush_all) if self._decide(s)]
 
     def _decide(self, segment: Segment) -> Segment | None:
         segment.head_sampled = False
@@ -151,7 +147,6 @@ class HeldSegments:
         )
         if late_of_kept or segment_has_error(segment):
             segment.errored = True
-            self.kept += 1
             self._remember(segment)
             return segment
         # One transaction per local root; a late or orphaned piece's root is counted on its own.
