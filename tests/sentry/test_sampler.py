@@ -13,10 +13,12 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.sampling import Decision
-from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
+from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFlags, TraceState
 
 from otel_sentry._internal.sentry.dsc import CONTEXT_KEY, IncomingTrace, consistent_sample_rand
+from otel_sentry._internal.sentry.noise import NoiseFilter
 from otel_sentry._internal.sentry.sampler import SentrySampler, decision_from_trace_state
+from otel_sentry._internal.sentry.sessions import RequestSessions, SessionTracker
 
 RNG = random.Random(7)
 
@@ -173,3 +175,62 @@ def test_children_follow_the_root_and_unsampled_spans_are_not_recorded() -> None
     assert len(spans) == 2 * kept_roots
     assert all(s.attributes["k"] == "v" for s in spans if s.name == "child")  # type: ignore[index]
     assert all("sentry.sample_rate" in s.attributes for s in spans if s.name == "root")  # type: ignore[operator]
+
+
+def test_the_decision_in_trace_state_is_what_the_public_api_builds() -> None:
+    # The root's state is built without TraceState's per-pair checks (sampler._with_decision):
+    # it must be the state update() gives, header included, with or without upstream entries.
+    sampler = SentrySampler(rate=0.5)
+    result = sampler.should_sample(None, RNG.getrandbits(128), "GET /x")
+    state = result.trace_state
+    assert state is not None
+    value = state["sentry"]
+    assert state == TraceState().update("sentry", value)
+    assert state.to_header() == f"sentry={value}"
+    upstream = TraceState([("vendor", "abc"), ("sentry", "r:0.1;s:1.0")])
+    parent = SpanContext(
+        trace_id=RNG.getrandbits(128),
+        span_id=RNG.getrandbits(64),
+        is_remote=True,
+        trace_flags=TraceFlags(TraceFlags.SAMPLED),
+        trace_state=upstream,
+    )
+    context = trace.set_span_in_context(NonRecordingSpan(parent))
+    child_state = sampler.should_sample(context, parent.trace_id, "GET /x").trace_state
+    assert child_state is not None
+    assert list(child_state.items()) == [("sentry", child_state["sentry"]), ("vendor", "abc")]
+
+
+def test_unsampled_requests_are_counted_once_and_noise_never() -> None:
+    # Release health counts what the sampler drops (sessions.py); the sampler tells it when no
+    # rule matched, and it then skips its own noise rules. A user's rule that matches must
+    # still leave the noise check to the tracker.
+    envelopes: list[Any] = []
+    flusher = RequestSessions(envelopes.append, release="1.0", environment="test")
+    noise = NoiseFilter({"health", "preflight"})
+    tracker = SessionTracker(flusher, noise)
+    sampler = SentrySampler(
+        rate=0.0, rules=(("/reports/*", 0.0), ("*/internal/*", 0.0), *noise.sampling_rules())
+    )
+    sampler.count_unsampled = tracker.count_unsampled
+    requests = [
+        ("GET /items/{id}", {"http.route": "/items/{id}", "url.path": "/items/1"}),  # no rule
+        ("GET /reports/{id}", {"http.route": "/reports/{id}", "url.path": "/reports/2"}),  # user
+        ("GET /health", {"http.route": "/health", "url.path": "/health"}),  # noise
+        ("GET /internal/health", {"url.path": "/internal/health"}),  # a user rule, and noise
+        ("OPTIONS /items/1", {"url.path": "/items/1"}),  # a preflight
+    ]
+    for name, attributes in requests:
+        result = sampler.should_sample(
+            None, RNG.getrandbits(128), name, SpanKind.SERVER, attributes
+        )
+        assert not result.decision.is_sampled()
+    flusher.flush()
+    aggregates = [
+        aggregate
+        for envelope in envelopes
+        for item in envelope.items
+        for aggregate in item.payload.json["aggregates"]
+    ]
+    assert sum(a.get("exited", 0) for a in aggregates) == 2  # /items and /reports
+    flusher.kill()

@@ -103,7 +103,9 @@ class SentrySampler(Sampler):
         self._drops = DropCounter()
         # Release health (sessions.py) counts every request: unsampled server roots are
         # counted here, as they start, since no span processor ever sees them.
-        self.count_unsampled: Callable[[str, Attributes, int], None] | None = None
+        # The last argument is True when no sampling rule matched the request (so no noise
+        # rule did either, they are among the rules): the tracker skips matching them again.
+        self.count_unsampled: Callable[[str, Attributes, int, bool], None] | None = None
         # keep_error_traces (keep_errors.py): record what is not sampled instead of dropping it.
         self.keep_unsampled = False
 
@@ -139,9 +141,16 @@ class SentrySampler(Sampler):
             )
         rand = incoming.sample_rand if incoming is not None else None
 
-        rate = self._explicit_rate(
-            name, kind, attributes, parent_sampled, incoming, trace_id, parent
-        )
+        # no_rule: the rules were tried and none matched, so neither did the noise rules among
+        # them; release health need not try those again (sessions.py).
+        no_rule = False
+        if self.traces_sampler is not None:
+            rate = self._sampler_rate(
+                name, kind, attributes, parent_sampled, incoming, trace_id, parent
+            )
+        else:
+            rate = self._rule_rate(name, attributes)
+            no_rule = rate is None
         if rate is not None:
             if rand is None:
                 rand = rand_from_trace_id(trace_id)
@@ -170,12 +179,8 @@ class SentrySampler(Sampler):
                     sampled, shed = False, True
                     shedder.count_drop()
 
-        base = parent.trace_state if parent.is_valid else _EMPTY_STATE
-        value = f"r:{rand:.6f};s:{rate!r}"
-        state = (
-            base.update(TRACE_STATE_KEY, value)
-            if TRACE_STATE_KEY in base
-            else base.add(TRACE_STATE_KEY, value)
+        state = _with_decision(
+            parent.trace_state if parent.is_valid else _EMPTY_STATE, f"r:{rand:.6f};s:{rate!r}"
         )
         if not sampled and (shed or not self.keep_unsampled or rate <= 0):
             # A rate of 0 (noise rules, a sampler's "never") is not recorded for errors either.
@@ -183,7 +188,7 @@ class SentrySampler(Sampler):
                 self._drops.add()
             count = self.count_unsampled
             if count is not None and kind is SpanKind.SERVER:
-                count(name, attributes, trace_id)
+                count(name, attributes, trace_id, no_rule)
             return SamplingResult(Decision.DROP, None, state)
         kept = dict(attributes) if attributes else {}
         kept[SAMPLE_RATE_ATTRIBUTE] = rate
@@ -196,7 +201,7 @@ class SentrySampler(Sampler):
             return SamplingResult(Decision.RECORD_ONLY, kept, state)
         return SamplingResult(Decision.RECORD_AND_SAMPLE, kept, state)
 
-    def _explicit_rate(
+    def _sampler_rate(
         self,
         name: str,
         kind: SpanKind | None,
@@ -206,21 +211,25 @@ class SentrySampler(Sampler):
         trace_id: int,
         parent: SpanContext,
     ) -> float | None:
-        if self.traces_sampler is not None:
-            context = sampling_context(
-                name, kind, attributes, parent_sampled, incoming, trace_id, parent
-            )
-            try:
-                value = self.traces_sampler(context)
-            except Exception:  # a user callback must never break a request
-                _log.exception("otel-sentry: traces_sampler raised; dropping this trace")
-                return 0.0
-            if value is None:
-                return None
-            if isinstance(value, bool) or (isinstance(value, (int, float)) and 0 <= value <= 1):
-                return float(value)
-            _log.warning("otel-sentry: traces_sampler returned %r, not a rate in [0, 1]", value)
+        """What the user's ``traces_sampler`` says, or None to fall back on the parent/rate."""
+        assert self.traces_sampler is not None
+        context = sampling_context(
+            name, kind, attributes, parent_sampled, incoming, trace_id, parent
+        )
+        try:
+            value = self.traces_sampler(context)
+        except Exception:  # a user callback must never break a request
+            _log.exception("otel-sentry: traces_sampler raised; dropping this trace")
             return 0.0
+        if value is None:
+            return None
+        if isinstance(value, bool) or (isinstance(value, (int, float)) and 0 <= value <= 1):
+            return float(value)
+        _log.warning("otel-sentry: traces_sampler returned %r, not a rate in [0, 1]", value)
+        return 0.0
+
+    def _rule_rate(self, name: str, attributes: Attributes) -> float | None:
+        """The rate of the first sampling rule that matches, or None when none does."""
         if self._rules_pattern is not None:
             match = self._rules_pattern.match
             for candidate in _rule_candidates(name, attributes):
@@ -325,6 +334,28 @@ def _add_request(context: dict[str, Any], attrs: dict[str, Any], op: str) -> Non
     if op == "http.server":
         # The server's kind is not in the attributes: both, rebuilt, so either sampler runs.
         context["wsgi_environ"], context["asgi_scope"] = request_objects_from_attributes(attrs)
+
+
+def _with_decision(base: TraceState, value: str) -> TraceState:
+    """``base`` with ``sentry=value`` first, as ``TraceState.update`` gives it.
+
+    ``update``/``add`` check the pair against the W3C grammar with a regex and then build a new
+    state that checks every pair again: a few microseconds on every root span, request sampled
+    or not. Our pair always passes (a fixed key; digits, ``r:``, ``;s:`` and a float's repr),
+    so a state without other entries (the root of a trace, the usual case) is built directly.
+    """
+    if base or _EMPTY_STATE_DICT is None:
+        return base.update(TRACE_STATE_KEY, value)
+    state = TraceState.__new__(TraceState)
+    state._dict = {TRACE_STATE_KEY: value}
+    return state
+
+
+# TraceState keeps its pairs in ``_dict`` (OpenTelemetry's API, 1.x); if a release stops
+# doing so, _with_decision goes the public way.
+_EMPTY_STATE_DICT = getattr(_EMPTY_STATE, "_dict", None)
+if not isinstance(_EMPTY_STATE_DICT, dict):  # pragma: no cover - a future opentelemetry-api
+    _EMPTY_STATE_DICT = None
 
 
 def _combined(rules: Sequence[tuple[re.Pattern[str], float, str]]) -> re.Pattern[str] | None:

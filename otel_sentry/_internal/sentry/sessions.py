@@ -217,9 +217,14 @@ class SessionTracker(SpanProcessor):
             open_.pop(next(iter(open_)), None)
         open_[context.span_id] = request
 
-    def count_unsampled(self, name: str, attributes: Attributes, trace_id: int) -> None:
-        """A server request not sampled for tracing, counted now (``SentrySampler``)."""
-        if not self.counts(name, attributes):
+    def count_unsampled(
+        self, name: str, attributes: Attributes, trace_id: int, no_rule: bool = False
+    ) -> None:
+        """A server request not sampled for tracing, counted now (``SentrySampler``).
+
+        ``no_rule``: the sampler's rules, the noise rules among them, matched nothing.
+        """
+        if not no_rule and not self.counts(name, attributes):
             _current.set(None)
             return
         request = _Request(trace_id, unsampled=True)
