@@ -18,6 +18,7 @@ and the failure rate, as Sentry would:
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import statistics
 from collections.abc import Callable
@@ -96,7 +97,8 @@ def run(requests: int, failure_rate: float, keep: bool, seed: int) -> tuple[list
     provider.shutdown()
     out = []
     for envelope in caught.envelopes:
-        event: dict[str, Any] = envelope.items[0].payload.json  # type: ignore[assignment]
+        # The transaction item is its JSON bytes only (span_processor.transaction_envelope).
+        event: dict[str, Any] = json.loads(envelope.items[0].get_bytes())
         out.append(
             Arrived(
                 sample_rate=float(envelope.headers["trace"]["sample_rate"]),

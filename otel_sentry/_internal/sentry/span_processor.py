@@ -28,7 +28,7 @@ from typing import Any
 import sentry_sdk
 from opentelemetry import context as otel_context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
-from sentry_sdk.envelope import Envelope, Item, PayloadRef
+from sentry_sdk.envelope import Envelope
 from sentry_sdk.transport import Transport
 
 from otel_sentry._internal import scrub
@@ -44,6 +44,7 @@ from otel_sentry._internal.sentry.noise import NoiseFilter
 from otel_sentry._internal.sentry.profiles import ProfileRecorder
 from otel_sentry._internal.sentry.sampler import SentrySampler
 from otel_sentry._internal.sentry.segments import Segment, SegmentBuffer, is_local_root
+from otel_sentry._internal.sentry.spool import transaction_item
 from otel_sentry._internal.sentry.transactions import TransactionDefaults, build_transaction
 from otel_sentry._internal.sentry.transport import EnvelopeTransport
 
@@ -352,7 +353,7 @@ def transaction_envelope(
         if dropped:
             transport.record_lost_event("buffer_overflow", "span", quantity=dropped)
         body = dumps(event)
-    items = [Item(payload=PayloadRef(bytes=body, json=event), type="transaction")]
+    items = [transaction_item(body, len(event.get("spans") or ()))]
     profile = profiles.envelope_item(segment.root, event) if profiles is not None else None
     if profile is not None:
         items.insert(0, profile)  # where sentry_sdk's client puts it

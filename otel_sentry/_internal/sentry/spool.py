@@ -44,7 +44,17 @@ from typing import Any
 
 from sentry_sdk.envelope import Envelope, Item, PayloadRef
 
-__all__ = ["Breaker", "Spool", "Ticket", "claimable", "read_file", "slim", "write_file"]
+__all__ = [
+    "Breaker",
+    "Spool",
+    "Ticket",
+    "claimable",
+    "is_slim",
+    "read_file",
+    "slim",
+    "transaction_item",
+    "write_file",
+]
 
 _log = logging.getLogger("otel_sentry")
 
@@ -129,9 +139,31 @@ class _Waiting(Item):
         spans = event.get("spans") if event is not None else None
         self._spans = len(spans) if isinstance(spans, list) else 0
 
+    @classmethod
+    def transaction(cls, body: bytes, spans: int) -> _Waiting:
+        """A transaction item made from its JSON: never parsed, never holding the event."""
+        item = cls.__new__(cls)
+        Item.__init__(item, payload=PayloadRef(bytes=body), type="transaction")
+        item._spans = spans
+        return item
+
     def get_transaction_event(self) -> Any:
         # sentry_sdk reads it only to count the spans of a transaction it reports as lost.
         return {"spans": range(self._spans)} if self.type == "transaction" else None
+
+
+def transaction_item(body: bytes, spans: int) -> Item:
+    """The item of a transaction serialized to ``body``, with ``spans`` child spans.
+
+    Built this way from the start (span_processor.py), the item is what waits and is sent: the
+    event's dicts are freed once serialized, and :func:`slim` has nothing left to do.
+    """
+    return _Waiting.transaction(body, spans)
+
+
+def is_slim(envelope: Envelope) -> bool:
+    """Whether every item of ``envelope`` is bytes only already (what :func:`slim` gives)."""
+    return all(isinstance(item, _Waiting) for item in envelope.items)
 
 
 def slim(envelope: Envelope) -> Envelope:
