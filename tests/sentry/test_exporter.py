@@ -104,6 +104,27 @@ def test_before_send_transaction_can_edit_and_drop(inbox: Inbox) -> None:
     assert inbox.wait_for(lambda i: i.counts.discarded.get(("before_send", "transaction")) == 1, 10)
 
 
+def test_a_hook_editing_one_transactions_resource_leaves_the_next_alone(inbox: Inbox) -> None:
+    # The resource context is converted once per process and shared; a before_send_transaction
+    # that edits it in place must edit its own transaction only.
+    def hook(event: dict[str, Any], hint: dict[str, Any]) -> dict[str, Any] | None:
+        if event["transaction"] == "first":
+            event["contexts"]["otel"]["resource"].pop("service.name")
+        return event
+
+    otel_sentry.init(
+        dsn=inbox.dsn(), instrument=False, service_name="svc", before_send_transaction=hook
+    )
+    for name in ("first", "second"):
+        with _tracer().start_as_current_span(name):
+            pass
+        otel_sentry.flush(5)
+    items = inbox.wait_for_items("transaction", count=2)
+    resources = {i.json["transaction"]: i.json["contexts"]["otel"]["resource"] for i in items}
+    assert "service.name" not in resources["first"]
+    assert resources["second"]["service.name"] == "svc"
+
+
 def test_late_children_arrive_on_the_same_trace(inbox: Inbox) -> None:
     otel_sentry.init(dsn=inbox.dsn(), instrument=False)
     tracer = _tracer()

@@ -328,6 +328,10 @@ def transaction_envelope(
     if segment.dropped:
         transport.record_lost_event("buffer_overflow", "span", quantity=segment.dropped)
     if before_send is not None:
+        otel = event["contexts"].get("otel")
+        if isinstance(otel, dict) and isinstance(otel.get("resource"), dict):
+            # Converted once per process and shared (transactions.py): the hook gets its own.
+            otel["resource"] = dict(otel["resource"])
         try:
             kept = before_send(event, {})
         except Exception:
