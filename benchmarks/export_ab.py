@@ -28,14 +28,12 @@ import cProfile
 import json
 import pstats
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
-from benchmarks.distant import REPO, Baseline, worker_env
+from benchmarks.ab import alternate, run_worker
+from benchmarks.distant import REPO, Baseline
 from benchmarks.sink import SinkProcess
 
 __all__ = ["main"]
@@ -119,19 +117,6 @@ def _worker(dsn: str) -> None:
     )
 
 
-def _run(tree: Path, dsn: str) -> dict[str, float]:
-    env = worker_env(tree)
-    env["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="export-ab-")  # its own exit spool
-    command = [sys.executable, "-m", "benchmarks.export_ab", "--worker", dsn]
-    done = subprocess.run(
-        command, cwd=tree, env=env, capture_output=True, text=True, check=True, timeout=300
-    )
-    result: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
-    if not str(result["file"]).startswith(str(tree)):
-        raise RuntimeError(f"the worker imported otel_sentry from {result['file']}, not {tree}")
-    return result
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["--worker"]:
@@ -143,22 +128,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     baseline = Baseline(args.baseline)
     trees = {"this tree": REPO, f"@{baseline.rev}": baseline.tree}
-    seen: dict[str, list[dict[str, float]]] = {name: [] for name in trees}
     try:
         with SinkProcess() as sink:
-            for round_ in range(1, args.rounds + 1):
-                order = list(trees.items())
-                if round_ % 2 == 0:  # alternate who goes first
-                    order.reverse()
-                for name, tree in order:
-                    result = _run(tree, sink.dsn)
-                    seen[name].append(result)
-                    print(
-                        f"round {round_} {name:>12}: {result['min_us']:.1f} us/transaction "
-                        f"(median of 9 {result['median_us']:.1f}), "
-                        f"{result['calls']:.0f} calls/transaction",
-                        flush=True,
-                    )
+            seen = alternate(
+                args.rounds,
+                trees,
+                lambda tree: run_worker(tree, "benchmarks.export_ab", [sink.dsn]),
+                lambda r: (
+                    f"{r['min_us']:.1f} us/transaction (median of 9 {r['median_us']:.1f}), "
+                    f"{r['calls']:.0f} calls/transaction"
+                ),
+            )
     finally:
         baseline.remove()
     ours = statistics.median(r["min_us"] for r in seen["this tree"])

@@ -23,13 +23,11 @@ import argparse
 import asyncio
 import json
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
 
-from benchmarks.distant import REPO, Baseline, worker_env
+from benchmarks.ab import alternate, run_worker
+from benchmarks.distant import REPO, Baseline
 from benchmarks.sink import SinkProcess
 
 __all__ = ["main"]
@@ -63,19 +61,6 @@ def _worker(dsn: str, rate: float) -> None:
     print(json.dumps({**result, "file": otel_sentry.__file__}))
 
 
-def _run(tree: Path, dsn: str, rate: float) -> dict[str, float]:
-    env = worker_env(tree)
-    env["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="request-ab-")  # its own exit spool
-    command = [sys.executable, "-m", "benchmarks.request_ab", "--worker", dsn, str(rate)]
-    done = subprocess.run(
-        command, cwd=tree, env=env, capture_output=True, text=True, check=True, timeout=300
-    )
-    result: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
-    if not str(result["file"]).startswith(str(tree)):
-        raise RuntimeError(f"the worker imported otel_sentry from {result['file']}, not {tree}")
-    return result
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["--worker"]:
@@ -88,21 +73,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     baseline = Baseline(args.baseline)
     trees = {"this tree": REPO, f"@{baseline.rev}": baseline.tree}
-    seen: dict[str, list[dict[str, float]]] = {name: [] for name in trees}
     try:
         with SinkProcess() as sink:
-            for round_ in range(1, args.rounds + 1):
-                order = list(trees.items())
-                if round_ % 2 == 0:  # alternate who goes first
-                    order.reverse()
-                for name, tree in order:
-                    result = _run(tree, sink.dsn, args.rate)
-                    seen[name].append(result)
-                    print(
-                        f"round {round_} {name:>12}: cpu {result['cpu_us']:.0f} us/request, "
-                        f"wall {result['wall_us']:.0f}",
-                        flush=True,
-                    )
+            seen = alternate(
+                args.rounds,
+                trees,
+                lambda tree: run_worker(tree, "benchmarks.request_ab", [sink.dsn, str(args.rate)]),
+                lambda r: f"cpu {r['cpu_us']:.0f} us/request, wall {r['wall_us']:.0f}",
+            )
     finally:
         baseline.remove()
     medians = {

@@ -344,7 +344,7 @@ def _with_decision(base: TraceState, value: str) -> TraceState:
     or not. Our pair always passes (a fixed key; digits, ``r:``, ``;s:`` and a float's repr),
     so a state without other entries (the root of a trace, the usual case) is built directly.
     """
-    if base or _EMPTY_STATE_DICT is None:
+    if base or not _STATE_IS_A_DICT:
         return base.update(TRACE_STATE_KEY, value)
     state = TraceState.__new__(TraceState)
     state._dict = {TRACE_STATE_KEY: value}
@@ -353,9 +353,7 @@ def _with_decision(base: TraceState, value: str) -> TraceState:
 
 # TraceState keeps its pairs in ``_dict`` (OpenTelemetry's API, 1.x); if a release stops
 # doing so, _with_decision goes the public way.
-_EMPTY_STATE_DICT = getattr(_EMPTY_STATE, "_dict", None)
-if not isinstance(_EMPTY_STATE_DICT, dict):  # pragma: no cover - a future opentelemetry-api
-    _EMPTY_STATE_DICT = None
+_STATE_IS_A_DICT = isinstance(getattr(_EMPTY_STATE, "_dict", None), dict)
 
 
 def _combined(rules: Sequence[tuple[re.Pattern[str], float, str]]) -> re.Pattern[str] | None:

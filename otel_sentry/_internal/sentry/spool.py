@@ -139,14 +139,6 @@ class _Waiting(Item):
         spans = event.get("spans") if event is not None else None
         self._spans = len(spans) if isinstance(spans, list) else 0
 
-    @classmethod
-    def transaction(cls, body: bytes, spans: int) -> _Waiting:
-        """A transaction item made from its JSON: never parsed, never holding the event."""
-        item = cls.__new__(cls)
-        Item.__init__(item, payload=PayloadRef(bytes=body), type="transaction")
-        item._spans = spans
-        return item
-
     def get_transaction_event(self) -> Any:
         # sentry_sdk reads it only to count the spans of a transaction it reports as lost.
         return {"spans": range(self._spans)} if self.type == "transaction" else None
@@ -158,7 +150,10 @@ def transaction_item(body: bytes, spans: int) -> Item:
     Built this way from the start (span_processor.py), the item is what waits and is sent: the
     event's dicts are freed once serialized, and :func:`slim` has nothing left to do.
     """
-    return _Waiting.transaction(body, spans)
+    item = _Waiting.__new__(_Waiting)  # from the bytes: no event to parse for the span count
+    Item.__init__(item, payload=PayloadRef(bytes=body), type="transaction")
+    item._spans = spans
+    return item
 
 
 def is_slim(envelope: Envelope) -> bool:
