@@ -36,6 +36,10 @@ class _Forward(BaseHTTPRequestHandler):
         upstream.request("POST", url.path + (f"?{url.query}" if url.query else ""), body, headers)
         answer = upstream.getresponse()
         data = answer.read()
+        upstream.close()
+        # Counted before the answer is relayed: once the client has it, a test may look.
+        with self.server.lock:
+            self.server.forwarded += 1
         self.send_response(answer.status)
         for key, value in answer.getheaders():
             if key.lower() not in ("transfer-encoding", "connection", "content-length"):
@@ -43,9 +47,6 @@ class _Forward(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
-        upstream.close()
-        with self.server.lock:
-            self.server.forwarded += 1
 
     def log_message(self, format: str, *args: object) -> None:
         return None
