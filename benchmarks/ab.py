@@ -4,8 +4,9 @@
 revision per round, this tree and ``git archive REV`` (``distant.Baseline``), alternating who
 goes first, and read the JSON line the worker prints last::
 
-    seen = alternate(rounds, trees, lambda tree: run_worker(tree, "benchmarks.export_ab", [dsn]),
-                     describe=lambda result: f"{result['min_us']:.1f} us")
+    name, seen = compare("0cb8c49", 4, "benchmarks.export_ab", lambda dsn: [dsn],
+                         describe=lambda result: f"{result['min_us']:.1f} us")
+    seen["this tree"], seen[name]   # one result per round each
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from benchmarks.distant import worker_env
+from benchmarks.distant import REPO, Baseline, worker_env
+from benchmarks.sink import SinkProcess
 
-__all__ = ["alternate", "run_worker"]
+__all__ = ["alternate", "compare", "run_worker"]
 
 
 def run_worker(tree: Path, module: str, args: list[str]) -> dict[str, Any]:
@@ -58,3 +60,30 @@ def alternate(
             seen[name].append(result)
             print(f"round {round_} {name:>12}: {describe(result)}", flush=True)
     return seen
+
+
+def compare(
+    baseline_rev: str,
+    rounds: int,
+    module: str,
+    worker_args: Callable[[str], list[str]],
+    describe: Callable[[dict[str, Any]], str],
+) -> tuple[str, dict[str, list[dict[str, Any]]]]:
+    """This tree against ``git archive baseline_rev``, ``rounds`` times, against one sink.
+
+    ``worker_args(dsn)``: the worker's arguments. Returns the baseline's name (``@rev``) and
+    the results by name (``this tree`` and that one).
+    """
+    baseline = Baseline(baseline_rev)
+    trees = {"this tree": REPO, f"@{baseline.rev}": baseline.tree}
+    try:
+        with SinkProcess() as sink:
+            seen = alternate(
+                rounds,
+                trees,
+                lambda tree: run_worker(tree, module, worker_args(sink.dsn)),
+                describe,
+            )
+    finally:
+        baseline.remove()
+    return f"@{baseline.rev}", seen

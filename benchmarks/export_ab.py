@@ -32,9 +32,7 @@ import sys
 import time
 from typing import Any
 
-from benchmarks.ab import alternate, run_worker
-from benchmarks.distant import REPO, Baseline
-from benchmarks.sink import SinkProcess
+from benchmarks.ab import compare
 
 __all__ = ["main"]
 
@@ -126,27 +124,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baseline", required=True, help="the revision to compare against")
     parser.add_argument("--rounds", type=int, default=4)
     args = parser.parse_args(argv)
-    baseline = Baseline(args.baseline)
-    trees = {"this tree": REPO, f"@{baseline.rev}": baseline.tree}
-    try:
-        with SinkProcess() as sink:
-            seen = alternate(
-                args.rounds,
-                trees,
-                lambda tree: run_worker(tree, "benchmarks.export_ab", [sink.dsn]),
-                lambda r: (
-                    f"{r['min_us']:.1f} us/transaction (median of 9 {r['median_us']:.1f}), "
-                    f"{r['calls']:.0f} calls/transaction"
-                ),
-            )
-    finally:
-        baseline.remove()
+    name, seen = compare(
+        args.baseline,
+        args.rounds,
+        "benchmarks.export_ab",
+        lambda dsn: [dsn],
+        lambda r: (
+            f"{r['min_us']:.1f} us/transaction (median of 9 {r['median_us']:.1f}), "
+            f"{r['calls']:.0f} calls/transaction"
+        ),
+    )
     ours = statistics.median(r["min_us"] for r in seen["this tree"])
-    theirs = statistics.median(r["min_us"] for r in seen[f"@{baseline.rev}"])
+    theirs = statistics.median(r["min_us"] for r in seen[name])
     print(
         f"{args.rounds} rounds, median of each process's lowest: this tree {ours:.1f} "
-        f"us/transaction, @{baseline.rev} {theirs:.1f}; ratio {ours / theirs:.3f}x; calls "
-        f"{seen['this tree'][-1]['calls']:.0f} against {seen[f'@{baseline.rev}'][-1]['calls']:.0f}"
+        f"us/transaction, {name} {theirs:.1f}; ratio {ours / theirs:.3f}x; calls "
+        f"{seen['this tree'][-1]['calls']:.0f} against {seen[name][-1]['calls']:.0f}"
     )
     return 0
 

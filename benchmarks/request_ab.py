@@ -26,9 +26,7 @@ import statistics
 import sys
 import time
 
-from benchmarks.ab import alternate, run_worker
-from benchmarks.distant import REPO, Baseline
-from benchmarks.sink import SinkProcess
+from benchmarks.ab import compare
 
 __all__ = ["main"]
 
@@ -71,26 +69,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=0.1)
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args(argv)
-    baseline = Baseline(args.baseline)
-    trees = {"this tree": REPO, f"@{baseline.rev}": baseline.tree}
-    try:
-        with SinkProcess() as sink:
-            seen = alternate(
-                args.rounds,
-                trees,
-                lambda tree: run_worker(tree, "benchmarks.request_ab", [sink.dsn, str(args.rate)]),
-                lambda r: f"cpu {r['cpu_us']:.0f} us/request, wall {r['wall_us']:.0f}",
-            )
-    finally:
-        baseline.remove()
+    name, seen = compare(
+        args.baseline,
+        args.rounds,
+        "benchmarks.request_ab",
+        lambda dsn: [dsn, str(args.rate)],
+        lambda r: f"cpu {r['cpu_us']:.0f} us/request, wall {r['wall_us']:.0f}",
+    )
     medians = {
-        name: {k: statistics.median(r[k] for r in rows) for k in ("cpu_us", "wall_us")}
-        for name, rows in seen.items()
+        label: {k: statistics.median(r[k] for r in rows) for k in ("cpu_us", "wall_us")}
+        for label, rows in seen.items()
     }
-    ours, theirs = medians["this tree"], medians[f"@{baseline.rev}"]
+    ours, theirs = medians["this tree"], medians[name]
     print(
         f"rate {args.rate}, {args.rounds} rounds, medians: this tree cpu {ours['cpu_us']:.0f} "
-        f"wall {ours['wall_us']:.0f} us/request; @{baseline.rev} cpu {theirs['cpu_us']:.0f} "
+        f"wall {ours['wall_us']:.0f} us/request; {name} cpu {theirs['cpu_us']:.0f} "
         f"wall {theirs['wall_us']:.0f}; ratio cpu {ours['cpu_us'] / theirs['cpu_us']:.3f}x "
         f"wall {ours['wall_us'] / theirs['wall_us']:.3f}x"
     )
