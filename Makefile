@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup system-deps node-deps nextjs-deps collector demo test py-matrix lint format bench clean
+.PHONY: setup old-fastapi system-deps node-deps nextjs-deps collector demo test py-matrix lint format bench clean
 
 setup: $(STAMP)
 
@@ -18,6 +18,17 @@ $(STAMP): pyproject.toml
 	# arq without its redis<6 pin, beside Celery's redis>=6.4 (pyproject.toml, the arq extra)
 	$(PY) -m pip install --quiet --no-deps 'arq>=0.28'
 	touch $(STAMP)
+
+# A FastAPI from before its own telemetry (0.165), with the Starlette it ran on, for the tests of
+# the fallback to the contrib instrumentation (tests/integration/test_fastapi_native.py). Installed
+# beside .venv, not into it: only a process started with it on PYTHONPATH sees it.
+OLD_FASTAPI := $(VENV)/old-fastapi
+old-fastapi: $(OLD_FASTAPI)/.installed
+
+$(OLD_FASTAPI)/.installed: $(STAMP)
+	rm -rf $(OLD_FASTAPI)
+	$(PY) -m pip install --quiet --no-deps --target $(OLD_FASTAPI) 'fastapi==0.115.14' 'starlette==0.46.2'
+	touch $@
 
 # Servers the integration tests start (Redis, PostgreSQL, ...): installed from Debian if missing.
 system-deps:
@@ -43,7 +54,7 @@ demo: setup system-deps nextjs-deps
 collector:
 	bash scripts/collector-build.sh
 
-test: setup system-deps node-deps collector
+test: setup old-fastapi system-deps node-deps collector
 	$(PY) -m pytest
 
 # The unit-level tests (no servers) on the other Pythons the package claims (3.10, 3.12, 3.13),

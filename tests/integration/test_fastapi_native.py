@@ -1,17 +1,21 @@
 """FastAPI's own telemetry records the server span where FastAPI has it; never two server spans.
 
 The example app runs under uvicorn as a real subprocess, through ``init()``, the launcher, the
-contrib instrumentation chosen by setting, and the contrib instrumentation applied by hand on top
-of ``init()``. In every combination each request arrives at the inbox as one transaction named
-after its route, with no second server span inside it, and the error of the failing request is
-linked to it. Which instrumentation recorded the span shows in the attributes it wrote:
-FastAPI's own writes the current HTTP conventions (``url.path``), the contrib one (0.66b1, by
-default) the old ones (``http.target``).
+contrib instrumentation chosen by setting, the contrib instrumentation applied by hand on top of
+``init()``, and on a FastAPI from before its own telemetry (0.115, installed beside the venv by
+``make old-fastapi``) through ``init()`` and the launcher. In every combination each request
+arrives at the inbox as one transaction named after its route, with no second server span inside
+it, and the error of the failing request is linked to it. Which instrumentation recorded the span
+shows in the attributes it wrote: FastAPI's own writes the current HTTP conventions
+(``url.path``), the contrib one (0.66b1, by default) the old ones (``http.target``).
 """
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,6 +29,8 @@ LAUNCHER = str(BIN / "opentelemetry-instrument")
 UVICORN = ["uvicorn", "--port", "{port}"]
 EXAMPLE = "examples.fastapi_app.main:app"
 UPSTREAM_TRACE = "5b8efff798038103d269b633813fc60c"
+# FastAPI 0.115 and Starlette 0.46, shadowing the venv's for the processes given this PYTHONPATH.
+OLD_FASTAPI = Path(sys.prefix) / "old-fastapi"
 
 
 def _request_with_trace(port: int) -> None:
@@ -121,3 +127,28 @@ def test_fastapi_switched_off_records_nothing(inbox: Inbox) -> None:
         app.terminate()
     assert inbox.wait_for(lambda i: bool(i.events()), 20)
     assert inbox.transactions() == []
+
+
+@pytest.fixture
+def old_fastapi() -> dict[str, str]:
+    """The environment of a process that imports a FastAPI without ``fastapi.telemetry``."""
+    if not (OLD_FASTAPI / ".installed").exists():
+        pytest.fail(f"{OLD_FASTAPI} is missing: run `make old-fastapi` (make test does)")
+    env = {"PYTHONPATH": str(OLD_FASTAPI)}
+    probe = (
+        "import fastapi, importlib.util; "
+        "print(fastapi.__version__, importlib.util.find_spec('fastapi.telemetry') is None)"
+    )
+    seen = subprocess.run(
+        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert seen == ["0.115.14", "True"], seen
+    return env
+
+
+@pytest.mark.parametrize("launcher", [False, True], ids=["init", "launcher"])
+def test_an_older_fastapi_gets_the_contrib_instrumentation(
+    inbox: Inbox, old_fastapi: dict[str, str], launcher: bool
+) -> None:
+    _run(inbox, [LAUNCHER, *UVICORN, EXAMPLE] if launcher else [*UVICORN, EXAMPLE], old_fastapi)
+    _check(inbox, "contrib")
