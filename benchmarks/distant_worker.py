@@ -273,9 +273,40 @@ def sink_counts(options: Options, ca_file: str | None) -> dict[str, Any]:
         return counts
 
 
+def _watch(every: float, samples: list[list[float]]) -> None:
+    """Every ``every`` s: where otel_sentry's backlog is (``benchmarks.backlog`` prints it)."""
+    import sentry_sdk
+
+    from otel_sentry._internal import pipeline
+    from otel_sentry._internal.sentry.span_processor import TransactionExporter
+
+    [exporter] = [t for t in pipeline.switchboard.targets if isinstance(t, TransactionExporter)]
+    transport: Any = sentry_sdk.get_client().transport
+    wire = transport.wire
+    start = time.monotonic()
+    while True:
+        time.sleep(every)
+        with open("/proc/self/statm", encoding="ascii") as statm:
+            rss = int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+        samples.append(
+            [
+                round(time.monotonic() - start, 1),
+                round(rss),
+                len(exporter._queue),  # spans waiting for the export thread
+                len(wire._incoming) + len(wire._queue),  # envelopes waiting for a connection
+                wire._busy,  # envelopes sent, not yet answered
+                len(wire._links),  # connections
+                len(transport.spool),  # envelopes in the spool
+            ]
+        )
+
+
 def measure(args: argparse.Namespace) -> dict[str, Any]:
     options = Options(rate=1.0, sink_dsn=args.dsn)
     sender = SENDERS[args.setup](options, args)
+    watched: list[list[float]] = []
+    if args.watch and args.setup == "otel_sentry":
+        threading.Thread(target=_watch, args=(args.watch, watched), daemon=True).start()
     app = create_app()
     load = asyncio.run(_drive(app, args.rps, args.duration))
     start = time.perf_counter()
@@ -296,6 +327,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         # ru_maxrss is in KiB on Linux.
         "rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "notes": sender.notes,
+        "watch": watched,
         # Which otel_sentry ran: the runner checks a --baseline row imported the old tree's.
         "otel_sentry_file": getattr(sys.modules.get("otel_sentry"), "__file__", None),
         "printed_at": time.time(),  # the runner times the atexit shutdown from here
@@ -313,6 +345,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rps", type=float, default=1000.0)
     parser.add_argument("--duration", type=float, default=30.0)
     parser.add_argument("--flush-timeout", type=float, default=30.0)
+    parser.add_argument("--watch", type=float, default=0.0, help="sample the backlog every s")
     args = parser.parse_args(argv)
     result = measure(args)
     # The runner reads the last line of stdout; SDK chatter goes elsewhere or comes before it.
