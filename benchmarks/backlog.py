@@ -12,12 +12,9 @@ behind (BENCHMARKS.md, "Behind: the GIL, not the CPU")::
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
 import sys
-import tempfile
 
-from benchmarks.distant import REPO, set_delay, worker_env
+from benchmarks.distant import run_row
 from benchmarks.sink import SinkProcess
 
 __all__ = ["main"]
@@ -28,30 +25,25 @@ COLUMNS = ("s", "RSS MiB", "spans queued", "envelopes queued", "in flight", "con
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.backlog", description=__doc__)
     parser.add_argument("--rps", type=float, default=900.0)
-    parser.add_argument("--latency", type=float, default=150.0, help="ms")
+    parser.add_argument("--latency", type=int, default=150, help="ms")
     parser.add_argument("--duration", type=float, default=20.0, help="seconds of load")
     parser.add_argument("--tls", action="store_true", help="TLS sink offering h2 and http/1.1")
     parser.add_argument("--every", type=float, default=0.5, help="seconds between samples")
     args = parser.parse_args(argv)
-    with SinkProcess(tls=args.tls, http2=args.tls) as sink, tempfile.TemporaryDirectory() as spool:
-        set_delay(sink, args.latency / 1000)
-        command = [sys.executable, "-m", "benchmarks.distant_worker", "--setup", "otel_sentry"]
-        command += ["--dsn", sink.dsn, "--rps", str(args.rps), "--duration", str(args.duration)]
-        command += ["--spool-dir", spool, "--watch", str(args.every)]
-        if sink.ca_file:
-            command += ["--ca-file", sink.ca_file]
-        done = subprocess.run(
-            command, capture_output=True, text=True, cwd=REPO, env=worker_env(), check=False
+    args.quiet_wait = 0.0  # run_row's: no waiting for a quiet machine before the row
+    proto = "h2" if args.tls else "http1"
+    with SinkProcess(tls=args.tls, http2=args.tls) as sink:
+        row = run_row(
+            sink, proto, "otel_sentry", args.latency, args, worker_args=("--watch", str(args.every))
         )
-        if done.returncode != 0 or not done.stdout.strip():
-            print(done.stderr[-2000:])
-            return 1
-        row = json.loads(done.stdout.strip().splitlines()[-1])
-        delivered = int(sink.stats()["counts"].get("items", {}).get("transaction", 0))
+    if "error" in row:
+        print(f"the row failed: {row['error']}")
+        return 1
     print(
-        f"{row['requests']} requests at {row['achieved_rps']} req/s, sink {args.latency:g} ms "
-        f"({'TLS, h2' if args.tls else 'HTTP/1.1'}); delivered {delivered}; peak RSS "
-        f"{row['rss_mib']} MiB; drain {row['drain_s']} s; request p50 {row['p50_us']} us"
+        f"{row['requests']} requests at {row['achieved_rps']} req/s, sink {args.latency} ms "
+        f"({proto}); delivered {row['delivered']}, reported {row['reported'] or 0}, "
+        f"unaccounted {row.get('unaccounted')}; peak RSS {row['rss_mib']} MiB; drain "
+        f"{row['drain_s']} s; request p50 {row['p50_us']} us"
     )
     print("| " + " | ".join(COLUMNS) + " |")
     print("|" + "---:|" * len(COLUMNS))

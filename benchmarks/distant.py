@@ -187,11 +187,13 @@ def run_row(
     latency_ms: int,
     args: argparse.Namespace,
     baseline: Baseline | None = None,
+    worker_args: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """One fresh worker at one latency; the row as the report reads it.
 
     ``setup`` is the row's name; ``otel_sentry@REV`` runs the ``otel_sentry`` setup from the
-    ``baseline`` tree.
+    ``baseline`` tree. ``worker_args``: more for the worker (``benchmarks.backlog``'s
+    ``--watch``, whose samples the row keeps as ``watch``).
     """
     row: dict[str, Any] = {"proto": proto, "setup": setup, "latency_ms": latency_ms}
     tree = REPO
@@ -201,7 +203,7 @@ def run_row(
     spool = Path(tempfile.mkdtemp(prefix="distant-spool-"))
     command = [sys.executable, "-m", "benchmarks.distant_worker", "--setup", worker_setup]
     command += ["--dsn", sink.dsn, "--spool-dir", str(spool), "--rps", str(args.rps)]
-    command += ["--duration", str(args.duration)]
+    command += ["--duration", str(args.duration), *worker_args]
     if sink.ca_file:
         command += ["--ca-file", sink.ca_file]
     if args.quiet_wait > 0:
@@ -246,6 +248,7 @@ def run_row(
         sink_cores=None if foreign.sink_cores is None else round(foreign.sink_cores, 2),
         worker_cores=None if foreign.own_cores is None else round(foreign.own_cores, 2),
         stderr_tail=done.stderr.strip().splitlines()[-3:],
+        watch=result.get("watch") or [],
     )
     if broken:
         row["notes"].append(f"{broken} spool files did not parse")
