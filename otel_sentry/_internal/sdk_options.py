@@ -202,7 +202,9 @@ SDK_OPTIONS: dict[str, SdkOption] = {
         SdkOption(
             "_experiments",
             MAPPED,
-            "passed; `enable_logs` and `before_send_log` in it become those options",
+            "passed; `enable_logs` and `before_send_log` in it become those options; "
+            "`transport_compression_algo` and `_level` choose the bodies' compression (by "
+            "default zstd level 1, brotli or gzip for an ingest without zstd)",
             to=_experiments,
         ),
         SdkOption(

@@ -68,6 +68,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="close each connection after N answers (HTTP/1.1 Connection: close, HTTP/2 GOAWAY)",
     )
+    fault.add_argument(
+        "--fault-refuse-encoding",
+        metavar="CODING",
+        help="answer bodies in this Content-Encoding with 400, as an older ingest (e.g. zstd)",
+    )
     return parser
 
 
@@ -79,6 +84,7 @@ def _fault(args: argparse.Namespace) -> Fault | None:
         or args.fault_delay > 0
         or args.fault_refuse
         or args.fault_close_after is not None
+        or args.fault_refuse_encoding is not None
     )
     if not wanted:
         return None
@@ -90,6 +96,7 @@ def _fault(args: argparse.Namespace) -> Fault | None:
         remaining=args.fault_count,
         refuse=args.fault_refuse,
         close_after=args.fault_close_after,
+        refuse_encoding=args.fault_refuse_encoding,
     )
 
 

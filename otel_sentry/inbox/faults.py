@@ -10,6 +10,11 @@ connection after N answers, as nginx (``keepalive_requests``, 1000 by default) a
 balancers do, which a sender that keeps connections open must survive without losing envelopes::
 
     inbox.set_fault(Fault(close_after=3))   # HTTP/1.1: Connection: close; HTTP/2: GOAWAY
+
+``refuse_encoding`` stands in for an older ingest: bodies in that ``Content-Encoding`` are
+answered 400, as a Relay from before zstd answers zstd bodies, and the others are delivered::
+
+    inbox.set_fault(Fault(refuse_encoding="zstd"))
 """
 
 from __future__ import annotations
@@ -35,6 +40,8 @@ class Fault:
     ``close_after``: close each connection once it has answered this many requests (all
     requests count, ingest or not, from the connection's start); HTTP/1.1 marks the last
     answer ``Connection: close``, HTTP/2 sends GOAWAY naming the last stream it will answer.
+    ``refuse_encoding``: answer envelopes whose body is in this ``Content-Encoding`` with 400
+    (counted as rejected ``encoding``), as an ingest without it does; deliver the others.
     """
 
     status: int = 200
@@ -44,6 +51,7 @@ class Fault:
     remaining: int | None = None
     refuse: bool = False
     close_after: int | None = None
+    refuse_encoding: str | None = None
 
     def __post_init__(self) -> None:
         if not 100 <= self.status <= 599:

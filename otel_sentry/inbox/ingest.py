@@ -68,8 +68,11 @@ class Ingest:
         early = self._apply_fault(fault)
         if early is not None:
             return early
+        coding = request.headers.get("content-encoding")
+        if fault is not None and coding is not None and coding == fault.refuse_encoding:
+            return self._reject("encoding", f"unsupported Content-Encoding {coding!r} (a fault)")
         try:
-            data = decompress(request.body, request.headers.get("content-encoding"))
+            data = decompress(request.body, coding)
         except ContentEncodingError as exc:
             return self._reject("encoding", str(exc))
         try:

@@ -84,7 +84,7 @@ def test_a_transaction_with_awkward_data_arrives_whole(inbox: Inbox) -> None:
     assert inbox.problems == []
 
 
-@pytest.mark.parametrize("algo", ["gzip", "br", "none"])
+@pytest.mark.parametrize("algo", ["gzip", "br", "zstd", "none"])
 def test_each_compression_sentry_sdk_offers_reaches_the_ingest(inbox: Inbox, algo: str) -> None:
     # init() does not take _experiments (yet): sentry_sdk's own init with our transport does.
     client = sentry_sdk.Client(

@@ -19,7 +19,7 @@ import json
 import math
 from typing import Any
 
-__all__ = ["dumps"]
+__all__ = ["dumps", "envelope_bytes"]
 
 try:
     import orjson
@@ -65,3 +65,12 @@ def _finite(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_finite(v) for v in value]
     return value
+
+
+def envelope_bytes(envelope: Any) -> bytes:
+    """A sentry_sdk ``Envelope`` as Sentry's envelope format: header lines through :func:`dumps`."""
+    parts = [dumps(envelope.headers), b"\n"]
+    for item in envelope.items:
+        payload = item.get_bytes()
+        parts += [dumps({**item.headers, "length": len(payload)}), b"\n", payload, b"\n"]
+    return b"".join(parts)

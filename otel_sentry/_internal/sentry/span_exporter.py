@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Sequence
+from contextlib import nullcontext
 from typing import Any
 
 import sentry_sdk
@@ -86,14 +87,16 @@ class SentrySpanExporter(SpanExporter):
         with self._lock:  # the batch processor's thread, or force_flush on another
             segments = [s for s in map(self._buffer.add, spans) if s is not None]
             segments += self._buffer.expire()
-        for segment in segments:
-            envelope = transaction_envelope(segment, self._defaults, transport)
-            if envelope is None:
-                continue
-            if isinstance(transport, EnvelopeTransport):
-                transport.send(envelope)
-            else:
-                transport.capture_envelope(envelope)
+        ours = transport if isinstance(transport, EnvelopeTransport) else None
+        with ours.batch() if ours is not None else nullcontext():  # compressed together
+            for segment in segments:
+                envelope = transaction_envelope(segment, self._defaults, transport)
+                if envelope is None:
+                    continue
+                if ours is not None:
+                    ours.send(envelope)
+                else:
+                    transport.capture_envelope(envelope)
         return SpanExportResult.SUCCESS
 
     def shutdown(self) -> None:

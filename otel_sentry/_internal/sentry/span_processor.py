@@ -22,6 +22,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
+from contextlib import nullcontext
 from datetime import datetime, timezone
 from typing import Any
 
@@ -216,6 +217,16 @@ class TransactionExporter(SpanProcessor):
             otel_context.detach(token)
 
     def _cycle(self, flush_all: bool) -> None:
+        try:
+            transport = self._transport()
+            # This cycle's envelopes are compressed together, a batch per call (compress.py).
+            ours = transport if isinstance(transport, EnvelopeTransport) else None
+            with ours.batch() if ours is not None else nullcontext():
+                self._export_queued(flush_all)
+        except Exception:  # the export thread must survive anything a span can contain
+            _log.exception("otel-sentry: exporting spans failed; continuing")
+
+    def _export_queued(self, flush_all: bool) -> None:
         try:
             queue = self._queue
             shedder = self.sampler.shedder if self.sampler is not None else None

@@ -35,6 +35,7 @@ import ssl
 import threading
 import time
 
+from otel_sentry._internal.sentry.wire import direct
 from otel_sentry._internal.sentry.wire.http1 import Http1
 from otel_sentry._internal.sentry.wire.http2 import Http2
 from otel_sentry._internal.sentry.wire.message import ConnectionLostError, Request, Response
@@ -134,7 +135,7 @@ class _Link(asyncio.Protocol):
                 if isinstance(codec, Http2):
                     codec.send(request)
                 else:
-                    transport.write(codec.encode(request))
+                    direct.write(transport, codec.encode(request))  # keeps the GIL (direct.py)
                 request.attempts += 1
                 request.deadline = deadline
                 wire._busy += 1

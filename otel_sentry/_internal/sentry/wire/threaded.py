@@ -13,9 +13,11 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from opentelemetry import context as otel_context
+
 from otel_sentry._internal.sentry.wire.message import Request
 
-__all__ = ["ThreadedWire"]
+__all__ = ["ThreadedWire", "post_blocking"]
 
 _log = logging.getLogger("otel_sentry")
 
@@ -81,3 +83,24 @@ class ThreadedWire:
             finally:
                 with self._cond:
                     self._busy -= 1
+
+
+def post_blocking(pool: Any, url: str, body: bytes, headers: dict[str, str], timeout: float) -> Any:
+    """One POST through sentry_sdk's urllib3 ``pool`` (proxies, socket options), no retries."""
+    import urllib3
+
+    # Our own sends must never become spans, whatever instrumentation is installed.
+    token = otel_context.attach(
+        otel_context.set_value(otel_context._SUPPRESS_INSTRUMENTATION_KEY, True)
+    )
+    try:
+        return pool.request(
+            "POST",
+            url,
+            body=body,
+            headers=headers,
+            timeout=urllib3.Timeout(total=timeout),
+            retries=False,
+        )
+    finally:
+        otel_context.detach(token)
