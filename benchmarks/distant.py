@@ -49,6 +49,7 @@ from benchmarks.distant_report import END_MARKER, START_MARKER, check, render
 from benchmarks.report import replace_section
 from benchmarks.run import wait_for_quiet
 from benchmarks.sink import SinkProcess
+from benchmarks.steal import Steal
 
 __all__ = ["Baseline", "count_spooled", "main", "run_row"]
 
@@ -204,6 +205,8 @@ def run_row(
     command = [sys.executable, "-m", "benchmarks.distant_worker", "--setup", worker_setup]
     command += ["--dsn", sink.dsn, "--spool-dir", str(spool), "--rps", str(args.rps)]
     command += ["--duration", str(args.duration), *worker_args]
+    if getattr(args, "load_shedding", False):
+        command.append("--load-shedding")
     if sink.ca_file:
         command += ["--ca-file", sink.ca_file]
     if args.quiet_wait > 0:
@@ -343,6 +346,18 @@ def build_parser() -> argparse.ArgumentParser:
         "cores alone (0: don't)",
     )
     parser.add_argument("--quick", action="store_true", help="5 s, 0 and 50 ms, two setups")
+    parser.add_argument(
+        "--load-shedding",
+        action="store_true",
+        help="otel_sentry rows with load shedding on, as users get it (off by default here)",
+    )
+    parser.add_argument(
+        "--steal",
+        type=float,
+        default=0.0,
+        help="a slower host: one process per core busy this fraction of every 10 ms "
+        "(benchmarks/steal.py); implies --quiet-wait 0",
+    )
     parser.add_argument("--write", action="store_true", help="replace the section in BENCHMARKS.md")
     parser.add_argument("--json", help="also write the raw rows here")
     parser.add_argument("--check", action="store_true", help="exit 1 unless otel_sentry passes")
@@ -373,6 +388,8 @@ def main(argv: list[str] | None = None) -> int:
             args.latencies = "0,50"
         if "--setups" not in given:
             args.setups = "otel_sentry,sentry_native"
+    if args.steal > 0:
+        args.quiet_wait = 0.0  # the machine is busy on purpose
     args.setups = [s for s in _csv(args.setups) if s != "bare"]
     args.latencies = [int(x) for x in _csv(args.latencies)]
     args.protos = _csv(args.protos)
@@ -442,24 +459,25 @@ def measure_all(
             flush=True,
         )
 
-    for proto in args.protos:
-        try:
-            sink = SinkProcess(tls=proto != "http1", http2=proto == "h2").start()
-        except RuntimeError as exc:
-            skipped[proto] = str(exc)
-            total -= sum(1 for p, _, _ in todo if p == proto)
-            print(f"{proto}: not measured: {exc}", file=sys.stderr, flush=True)
-            continue
-        try:
-            if not args.no_bare and not any(r["setup"] == "bare" for r in rows):
-                rows.append(run_row(sink, "-", "bare", 0, args))
-                progress(rows[-1])
-            for p, latency, setup in todo:
-                if p == proto:
-                    rows.append(run_row(sink, proto, setup, latency, args, baseline))
+    with Steal(args.steal):  # a slower host, on purpose (0: none)
+        for proto in args.protos:
+            try:
+                sink = SinkProcess(tls=proto != "http1", http2=proto == "h2").start()
+            except RuntimeError as exc:
+                skipped[proto] = str(exc)
+                total -= sum(1 for p, _, _ in todo if p == proto)
+                print(f"{proto}: not measured: {exc}", file=sys.stderr, flush=True)
+                continue
+            try:
+                if not args.no_bare and not any(r["setup"] == "bare" for r in rows):
+                    rows.append(run_row(sink, "-", "bare", 0, args))
                     progress(rows[-1])
-        finally:
-            sink.stop()
+                for p, latency, setup in todo:
+                    if p == proto:
+                        rows.append(run_row(sink, proto, setup, latency, args, baseline))
+                        progress(rows[-1])
+            finally:
+                sink.stop()
     return rows, skipped
 
 
@@ -480,6 +498,8 @@ def _meta(
         "skipped": skipped,
         "sentry_sdk": sentry_sdk.VERSION,
         "code": args.label or _code_label(),
+        "steal": args.steal,
+        "load_shedding": args.load_shedding,
     }
 
 

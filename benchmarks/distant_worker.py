@@ -70,9 +70,10 @@ def _otel_sentry(options: Options, args: argparse.Namespace) -> Sender:
     if args.spool_dir:
         os.environ["XDG_CACHE_HOME"] = args.spool_dir
     # Options an earlier revision (``--baseline``) may not know: passed only if it does. Load
-    # shedding is off: at 1000 req/s the app is past what 2 cores serve traced, and what the
-    # shedder drops (reported as backpressure) would hide what the transport delivers.
-    optional: dict[str, Any] = {"load_shedding": False}
+    # shedding is off unless asked for (``--load-shedding``, the default a user gets): at 1000
+    # req/s the app is past what 2 cores serve traced, and what the shedder drops (reported as
+    # backpressure) would hide what the transport delivers.
+    optional: dict[str, Any] = {"load_shedding": args.load_shedding}
     if args.ca_file:
         optional["ca_certs"] = args.ca_file
     for name, value in optional.items():
@@ -346,6 +347,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=30.0)
     parser.add_argument("--flush-timeout", type=float, default=30.0)
     parser.add_argument("--watch", type=float, default=0.0, help="sample the backlog every s")
+    parser.add_argument("--load-shedding", action="store_true", help="otel_sentry's default")
     args = parser.parse_args(argv)
     result = measure(args)
     # The runner reads the last line of stdout; SDK chatter goes elsewhere or comes before it.
