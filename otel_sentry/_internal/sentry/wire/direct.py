@@ -42,9 +42,15 @@ def _libc_send() -> Any:
 _send = _libc_send()
 
 
-def write(transport: asyncio.Transport, data: bytes) -> None:
-    """``transport.write(data)``, the first part sent at once on this thread when it can be."""
-    if _send is not None and not transport.get_write_buffer_size() and not transport.is_closing():
+def write(transport: asyncio.Transport, data: bytes, plain: bool) -> None:
+    """``transport.write(data)``; over a ``plain`` (not TLS) socket whose transport has nothing
+    buffered, as much as the socket takes is sent at once first, keeping the GIL."""
+    if (
+        plain
+        and _send is not None
+        and not transport.get_write_buffer_size()
+        and not transport.is_closing()
+    ):
         sock = transport.get_extra_info("socket")
         fd = sock.fileno() if sock is not None else -1
         if fd >= 0 and transport.get_extra_info("sslcontext") is None:

@@ -135,7 +135,7 @@ class _Link(asyncio.Protocol):
                 if isinstance(codec, Http2):
                     codec.send(request)
                 else:
-                    direct.write(transport, codec.encode(request))  # keeps the GIL (direct.py)
+                    direct.write(transport, codec.encode(request), plain=wire.tls is None)
                 request.attempts += 1
                 request.deadline = deadline
                 wire._busy += 1
