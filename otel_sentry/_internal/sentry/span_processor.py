@@ -227,36 +227,33 @@ class TransactionExporter(SpanProcessor):
             _log.exception("otel-sentry: exporting spans failed; continuing")
 
     def _export_queued(self, flush_all: bool) -> None:
-        try:
-            queue = self._queue
-            shedder = self.sampler.shedder if self.sampler is not None else None
-            if shedder is not None:
-                shedder.report_backlog(len(queue), self._max_queue)
-            add = self._buffer.add
-            send = self._send
-            pop = queue.popleft
-            held = self.held
-            while True:
-                try:
-                    span = pop()
-                except IndexError:  # empty (at exit, shutdown may be taking from it too)
-                    break
-                if held is not None and not span.context.trace_flags.sampled:
-                    segment = held.add(span)  # only when it holds an error
-                    if segment is not None:
-                        self._send_kept(segment)
-                else:
-                    segment = add(span)
-                    if segment is not None:
-                        send(segment)
-            for segment in self._buffer.expire(flush_all=flush_all):
-                send(segment)
-            if held is not None:
-                for segment in held.expire(flush_all=flush_all):
+        queue = self._queue
+        shedder = self.sampler.shedder if self.sampler is not None else None
+        if shedder is not None:
+            shedder.report_backlog(len(queue), self._max_queue)
+        add = self._buffer.add
+        send = self._send
+        pop = queue.popleft
+        held = self.held
+        while True:
+            try:
+                span = pop()
+            except IndexError:  # empty (at exit, shutdown may be taking from it too)
+                break
+            if held is not None and not span.context.trace_flags.sampled:
+                segment = held.add(span)  # only when it holds an error
+                if segment is not None:
                     self._send_kept(segment)
-            self._report_drops()
-        except Exception:  # the export thread must survive anything a span can contain
-            _log.exception("otel-sentry: exporting spans failed; continuing")
+            else:
+                segment = add(span)
+                if segment is not None:
+                    send(segment)
+        for segment in self._buffer.expire(flush_all=flush_all):
+            send(segment)
+        if held is not None:
+            for segment in held.expire(flush_all=flush_all):
+                self._send_kept(segment)
+        self._report_drops()
 
     def _report_drops(self) -> None:
         transport = self._transport()

@@ -210,7 +210,6 @@ class EnvelopeTransport(HttpTransport):
             with capture_internal_exceptions():
                 self._send_envelope(ticket.envelope)
         finally:
-            self._local.deferred = False
             unposted, self._local.ticket = self._local.ticket, None
             if unposted is not None:  # every item rate limited (counted), or preparing failed
                 self.spool.release(unposted)
@@ -257,15 +256,14 @@ class EnvelopeTransport(HttpTransport):
     def _serialize_envelope(self, envelope: Envelope) -> tuple[str | None, io.BytesIO]:
         # sentry_sdk's, with the header lines through orjson (encode.py) and the compressor
         # called once instead of through a GzipFile: a third of the CPU of a transaction
-        # envelope on the thread that competes with requests for the GIL. Inside batch(), the
-        # body stays raw here and is compressed with its batch (_send_request defers it).
+        # envelope on the thread that competes with requests for the GIL. Inside batch(), a zstd
+        # body stays raw here and is compressed with its batch (_send_request holds it back).
         raw = envelope_bytes(envelope)
         compression = self.compression
         encoding = compression.encoding
         if encoding is None:
             return None, io.BytesIO(raw)
         if encoding == "zstd" and getattr(self._local, "batch", None) is not None:
-            self._local.deferred = True
             return encoding, io.BytesIO(raw)
         return encoding, io.BytesIO(compression.one(raw))
 
@@ -294,14 +292,13 @@ class EnvelopeTransport(HttpTransport):
         if self._closing:
             self._give_up([ticket])
             return
-        deferred = getattr(self._local, "deferred", False)
-        self._local.deferred = False
         if not self.breaker.allow():
             self._wait(ticket)
             return
         self._update_headers(headers)
         batch = getattr(self._local, "batch", None)
-        if deferred and batch is not None:  # raw: compressed with its batch (batch())
+        # Inside batch(), _serialize_envelope left zstd bodies raw: compressed with their batch.
+        if batch is not None and headers.get("Content-Encoding") == "zstd":
             batch.append((ticket, headers, body))
             if len(batch) >= BATCH:
                 self._submit(batch[:])
